@@ -1,0 +1,60 @@
+# w2sg-book tasks. `make book` and `make test` are the two entry points (see README).
+# Both create .venv from pyproject.toml on first use; they need only python3 and pip.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed-stamp
+# Kernels started by nbval / jupyter-book must be this venv's python.
+export PATH := $(BIN):$(PATH)
+export HF_HUB_OFFLINE := 1
+export MPLBACKEND := Agg
+
+CHAPTERS := $(sort $(wildcard notebooks/ch*.md))
+IPYNB := $(patsubst notebooks/%.md,build/ipynb/%.ipynb,$(CHAPTERS))
+LINTPY := $(patsubst notebooks/%.md,build/lint/%.py,$(CHAPTERS))
+BOOKFLAGS ?= -W -n --keep-going
+
+.PHONY: setup ipynb lint pytest nbval book test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e ".[all]"
+	touch $(STAMP)
+
+build/ipynb/%.ipynb: notebooks/%.md $(STAMP)
+	@mkdir -p build/ipynb
+	$(BIN)/jupytext --quiet --to ipynb -o $@ $<
+
+build/lint/%.py: notebooks/%.md $(STAMP)
+	@mkdir -p build/lint
+	$(BIN)/jupytext --quiet --to py:percent -o $@ $<
+
+ipynb: $(IPYNB)
+
+lint: $(STAMP) $(LINTPY)
+	$(BIN)/ruff check w2sg_utils tests benchmarks build/lint
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+# nbval executes every chapter notebook (generated from its text source); the checks
+# are the assertions inside the cells (--nbval-lax: outputs are not compared).
+nbval: $(STAMP) $(IPYNB)
+	cd build/ipynb && $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider --rootdir=. \
+		--nbval-cell-timeout=1200 $(notdir $(IPYNB))
+
+# Strict build: executes every chapter (cached in _build/.jupyter_cache) and fails on
+# any warning, broken reference or notebook error.
+book: $(STAMP)
+	$(BIN)/jupyter-book build . $(BOOKFLAGS)
+
+test: lint pytest nbval book
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf _build build

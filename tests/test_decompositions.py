@@ -1,0 +1,83 @@
+"""Bias-variance decomposition (C1) and gain identity (C2) against plain loops."""
+
+import numpy as np
+import pytest
+
+from w2sg_utils import bias_variance_decomposition, expected_loss, gain_identity
+from w2sg_utils.divergences import DIVERGENCES, get_divergence
+
+from .test_divergences import sample_points
+
+NAMES = sorted(DIVERGENCES)
+
+
+def targets_for(name, rng, shape):
+    if name == "kl":  # one-hot targets: the case that matters for classification
+        k = shape[-1]
+        return np.eye(k)[rng.integers(0, k, size=shape[:-1])]
+    if name == "binary_kl":
+        return rng.integers(0, 2, size=shape).astype(float)
+    return sample_points(name, rng, shape)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_expected_loss_equals_double_loop(name):
+    rng = np.random.default_rng(0)
+    Y, V = targets_for(name, rng, (9, 2, 3)), sample_points(name, rng, (7, 2, 3))
+    div = get_divergence(name)
+    ref = np.mean([[div(y, v) for v in V] for y in Y], axis=(0, 1))
+    np.testing.assert_allclose(expected_loss(name, Y, V), ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_decomposition_exact_on_product_of_empirical_measures(name):
+    rng = np.random.default_rng(1)
+    Y, V = targets_for(name, rng, (11, 4, 3)), sample_points(name, rng, (13, 4, 3))
+    bv = bias_variance_decomposition(name, V, Y)
+    np.testing.assert_allclose(bv.total, bv.expected_loss, rtol=1e-10, atol=1e-12)
+    assert (bv.noise >= -1e-12).all() and (bv.bias >= -1e-12).all() and (bv.variance >= -1e-12).all()
+
+
+def test_decomposition_plain_reference_squared():
+    rng = np.random.default_rng(2)
+    Y, V = rng.normal(size=(5, 1)), rng.normal(size=(6, 1))
+    bv = bias_variance_decomposition("squared", V, Y)
+    ybar, vbar = Y.mean(), V.mean()
+    assert np.isclose(bv.noise, np.mean((Y - ybar) ** 2))
+    assert np.isclose(bv.bias, (ybar - vbar) ** 2)
+    assert np.isclose(bv.variance, np.mean((V - vbar) ** 2))
+
+
+def test_weights_enumerate_a_distribution():
+    rng = np.random.default_rng(3)
+    support = sample_points("kl", rng, (3, 4))
+    w = np.array([0.2, 0.3, 0.5])
+    Y = np.eye(4)[[0, 1, 2, 3]]
+    wy = np.array([0.1, 0.2, 0.3, 0.4])
+    bv = bias_variance_decomposition("kl", support, Y, prediction_weights=w, target_weights=wy)
+    div = get_divergence("kl")
+    ref = sum(wy[i] * w[j] * div(Y[i], support[j]) for i in range(4) for j in range(3))
+    np.testing.assert_allclose(bv.expected_loss, ref, rtol=1e-12)
+    np.testing.assert_allclose(bv.total, ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gain_identity_exact(name):
+    rng = np.random.default_rng(4)
+    y = targets_for(name, rng, (200, 3))
+    f_s, f_w = sample_points(name, rng, (200, 3)), sample_points(name, rng, (200, 3))
+    g = gain_identity(name, y, f_s, f_w)
+    np.testing.assert_allclose(g.residual, 0.0, atol=1e-10)
+    div = get_divergence(name)
+    np.testing.assert_allclose(g.misfit, div(f_s, f_w))
+    means = g.averaged()
+    assert np.isclose(means["risk_w"], means["risk_s"] + means["misfit"] + means["cross"])
+
+
+def test_decomposition_validates_shapes():
+    with pytest.raises(ValueError, match="predictions: per-sample shape"):
+        bias_variance_decomposition("squared", np.ones((3, 2, 1)), np.ones((3, 4, 1)))
+    with pytest.raises(ValueError, match="target_weights"):
+        bias_variance_decomposition("squared", np.ones((3, 1)), np.ones((2, 1)), target_weights=[0.5, 0.6])
+    with pytest.raises(ValueError, match="f_w"):
+        gain_identity("kl", [[1.0, 0.0]], [[0.5, 0.5]], [[0.7, 0.7]])
