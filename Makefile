@@ -8,7 +8,6 @@ STAMP := $(VENV)/.installed-stamp
 # Kernels started by nbval / jupyter-book must be this venv's python.
 export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
-export MPLBACKEND := Agg
 
 CHAPTERS := $(sort $(wildcard notebooks/ch*.md))
 IPYNB := $(patsubst notebooks/%.md,build/ipynb/%.ipynb,$(CHAPTERS))
