@@ -19,7 +19,7 @@ BOOKFLAGS ?= -W -n --keep-going
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -e ".[all]"
 	touch $(STAMP)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .divergences import BregmanDivergence, _as_float, _sample_weights, get_divergence
+from .divergences import BregmanDivergence, _as_float, _rowsum, _sample_weights, get_divergence
 
 __all__ = [
     "BiasVariance",
@@ -88,14 +88,18 @@ def expected_loss(
     _check_samples(Y, V)
     wy = _weights_or_uniform(target_weights, Y.shape[0], "target_weights")
     wv = _weights_or_uniform(prediction_weights, V.shape[0], "prediction_weights")
-    gV = div._grad(V)
+    return _expected_loss(div, Y, V, wy, wv, div._grad(V))
+
+
+def _expected_loss(div, Y, V, wy, wv, gV) -> np.ndarray:
+    """Unvalidated core of :func:`expected_loss`, given ``gV = grad phi(V)``."""
     ybar = _wmean(Y, wy)
     with np.errstate(invalid="ignore"):
-        gv_dot_v = np.sum(np.where(V == 0, 0.0, gV * V), axis=-1)
+        gv_dot_v = _rowsum(np.where(V == 0, 0.0, gV * V))
     return (
         _wmean(div._phi(Y), wy)
         - _wmean(div._phi(V), wv)
-        - np.sum(_wmean(gV, wv) * ybar, axis=-1)
+        - _rowsum(_wmean(gV, wv) * ybar)
         + _wmean(gv_dot_v, wv)
     )
 
@@ -151,11 +155,12 @@ def bias_variance_decomposition(
     wy = _weights_or_uniform(target_weights, Y.shape[0], "target_weights")
     wv = _weights_or_uniform(prediction_weights, V.shape[0], "prediction_weights")
     ybar = _wmean(Y, wy)
-    vdual = div._grad_inv(_wmean(div._grad(V), wv))
+    gV = div._grad(V)
+    vdual = div._grad_inv(_wmean(gV, wv))
     noise = _wmean(div._divergence(Y, ybar[None]), wy)
     bias = div._divergence(ybar, vdual)
     variance = _wmean(div._divergence(vdual[None], V), wv)
-    loss = expected_loss(div, Y, V, target_weights=wy, prediction_weights=wv)
+    loss = _expected_loss(div, Y, V, wy, wv, gV)
     return BiasVariance(noise, bias, variance, loss, ybar, vdual)
 
 
@@ -204,7 +209,7 @@ def gain_identity(divergence: str | BregmanDivergence, y, f_s, f_w) -> GainIdent
     risk_w = div._divergence(y, f_w)
     risk_s = div._divergence(y, f_s)
     misfit = div._divergence(f_s, f_w)
-    cross = np.sum((y - f_s) * (div._grad(f_s) - div._grad(f_w)), axis=-1)
+    cross = _rowsum((y - f_s) * (div._grad(f_s) - div._grad(f_w)))
     return GainIdentity(risk_w, risk_s, misfit, cross)
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, log_softmax, logit, softmax, xlogy
+from scipy.special import expit, log_softmax, logit, softmax
 
 __all__ = [
     "BregmanDivergence",
@@ -61,6 +61,19 @@ def _as_float(x, name: str) -> np.ndarray:
     if np.isnan(arr).any():
         raise ValueError(f"{name}: contains NaN")
     return arr
+
+
+def xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x * log(y)`` with the convention ``0 * log(0) = 0`` (faster than scipy's ufunc)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = x * np.log(y)
+    return np.where(x == 0, 0.0, out)
+
+
+def _rowsum(a: np.ndarray) -> np.ndarray:
+    """Sum over the last axis; a matrix-vector product is much faster than ``sum(-1)``
+    for the short coordinate axes used here."""
+    return a @ np.ones(a.shape[-1])
 
 
 def _check_broadcast(u: np.ndarray, v: np.ndarray, names: tuple[str, str]) -> None:
@@ -103,7 +116,7 @@ class BregmanDivergence:
 
     def _divergence(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         # Generic definition; subclasses override with a stabler closed form.
-        return self._phi(u) - self._phi(v) - np.sum(self._grad(v) * (u - v), axis=-1)
+        return self._phi(u) - self._phi(v) - _rowsum(self._grad(v) * (u - v))
 
     # ---- public API ------------------------------------------------------------
     def validate(self, u, name: str = "u", role: str = "prediction") -> np.ndarray:
@@ -161,7 +174,7 @@ class BregmanDivergence:
         a = self.validate(a, "a", "target")
         b = self.validate(b, "b", "prediction")
         c = self.validate(c, "c", "prediction")
-        return np.sum((a - b) * (self._grad(b) - self._grad(c)), axis=-1)
+        return _rowsum((a - b) * (self._grad(b) - self._grad(c)))
 
 
 def _sample_weights(weights, n: int, name: str) -> np.ndarray:
@@ -185,7 +198,7 @@ class SquaredError(BregmanDivergence):
             raise ValueError(f"{name}: contains infinite values")
 
     def _phi(self, u):
-        return np.sum(u * u, axis=-1)
+        return _rowsum(u * u)
 
     def _grad(self, u):
         return 2.0 * u
@@ -194,7 +207,7 @@ class SquaredError(BregmanDivergence):
         return theta / 2.0
 
     def _divergence(self, u, v):
-        return np.sum((u - v) ** 2, axis=-1)
+        return _rowsum((u - v) ** 2)
 
 
 @dataclass(frozen=True)
@@ -212,9 +225,9 @@ class KLSimplex(BregmanDivergence):
     description: str = "KL(p || q) on the simplex; dual mean = softmax of mean logits"
 
     def _check(self, u, name, role):
-        if (u < 0).any():
+        if u.size and u.min() < 0:
             raise ValueError(f"{name}: probabilities must be non-negative")
-        s = u.sum(axis=-1)
+        s = _rowsum(u)
         if np.abs(s - 1.0).max(initial=0.0) > SIMPLEX_ATOL * max(1, u.shape[-1]):
             raise ValueError(
                 f"{name}: each row must lie on the probability simplex (sum to 1 along the "
@@ -222,7 +235,7 @@ class KLSimplex(BregmanDivergence):
             )
 
     def _phi(self, u):
-        return np.sum(xlogy(u, u), axis=-1)
+        return _rowsum(xlogy(u, u))
 
     def _grad(self, u):
         with np.errstate(divide="ignore"):
@@ -233,7 +246,7 @@ class KLSimplex(BregmanDivergence):
 
     def _divergence(self, u, v):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.sum(xlogy(u, u) - xlogy(u, v), axis=-1)
+            return _rowsum(xlogy(u, u) - xlogy(u, v))
 
     def dual_mean_logits(self, logits, axis: int = 0, weights=None) -> np.ndarray:
         """Dual mean of predictions given as logits: softmax of the mean logits."""
@@ -253,7 +266,7 @@ def kl_from_logits(logits_p, logits_q) -> np.ndarray:
         raise ValueError("logits_p/logits_q: logits must be finite")
     lp = log_softmax(a, axis=-1)
     lq = log_softmax(b, axis=-1)
-    return np.sum(np.exp(lp) * (lp - lq), axis=-1)
+    return _rowsum(np.exp(lp) * (lp - lq))
 
 
 @dataclass(frozen=True)
@@ -272,7 +285,7 @@ class BinaryKL(BregmanDivergence):
             raise ValueError(f"{name}: probabilities must lie in [0, 1]")
 
     def _phi(self, u):
-        return np.sum(xlogy(u, u) + xlogy(1 - u, 1 - u), axis=-1)
+        return _rowsum(xlogy(u, u) + xlogy(1 - u, 1 - u))
 
     def _grad(self, u):
         with np.errstate(divide="ignore"):
@@ -283,8 +296,8 @@ class BinaryKL(BregmanDivergence):
 
     def _divergence(self, u, v):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.sum(
-                xlogy(u, u) - xlogy(u, v) + xlogy(1 - u, 1 - u) - xlogy(1 - u, 1 - v), axis=-1
+            return _rowsum(
+                xlogy(u, u) - xlogy(u, v) + xlogy(1 - u, 1 - u) - xlogy(1 - u, 1 - v)
             )
 
 
@@ -308,7 +321,7 @@ class IDivergence(BregmanDivergence):
             raise ValueError(f"{name}: contains infinite values")
 
     def _phi(self, u):
-        return np.sum(xlogy(u, u) - u, axis=-1)
+        return _rowsum(xlogy(u, u) - u)
 
     def _grad(self, u):
         return np.log(u)
@@ -317,7 +330,7 @@ class IDivergence(BregmanDivergence):
         return np.exp(theta)
 
     def _divergence(self, u, v):
-        return np.sum(xlogy(u, u) - xlogy(u, v) - u + v, axis=-1)
+        return _rowsum(xlogy(u, u) - xlogy(u, v) - u + v)
 
 
 @dataclass(frozen=True)
@@ -338,7 +351,7 @@ class ItakuraSaito(BregmanDivergence):
             raise ValueError(f"{name}: contains infinite values")
 
     def _phi(self, u):
-        return -np.sum(np.log(u), axis=-1)
+        return -_rowsum(np.log(u))
 
     def _grad(self, u):
         return -1.0 / u
@@ -350,7 +363,7 @@ class ItakuraSaito(BregmanDivergence):
 
     def _divergence(self, u, v):
         r = u / v
-        return np.sum(r - np.log(r) - 1.0, axis=-1)
+        return _rowsum(r - np.log(r) - 1.0)
 
 
 DIVERGENCES: dict[str, BregmanDivergence] = {
