@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _pyproject_requirements() -> set[str]:
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = set(meta["dependencies"])
-    for name, extra in meta["optional-dependencies"].items():
+    for extra in meta["optional-dependencies"].values():
         reqs |= {r for r in extra if not r.startswith("w2sg_utils")}
     return {r.replace(" ", "") for r in reqs}
 

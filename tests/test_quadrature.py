@@ -6,7 +6,7 @@ from w2sg_utils.quadrature import gaussian_expectation, gaussian_nodes
 
 def test_lognormal_moments_exact():
     for s in (0.3, 1.0, 2.0):
-        got = gaussian_expectation(lambda z: np.exp(s * z[:, 0]), dim=1, n_nodes=60)
+        got = gaussian_expectation(lambda z, s=s: np.exp(s * z[:, 0]), dim=1, n_nodes=60)
         assert np.isclose(got, np.exp(s**2 / 2), rtol=1e-12)
 
 
