@@ -1,0 +1,148 @@
+"""Tests for w2sg_utils.classification (the synthetic task of Chapter 4)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import log_softmax, softmax
+
+from w2sg_utils.classification import (
+    entropy,
+    make_gaussian_task,
+    min_entropy,
+    train_linear,
+    w2s_terms,
+)
+from w2sg_utils.divergences import get_divergence
+from w2sg_utils.losses import get_objective
+
+
+def test_posterior_is_bayes_rule():
+    rng = np.random.default_rng(0)
+    task = make_gaussian_task(4, 5, 2, 2.0, 1.0, rng)
+    x = task.sample(7, rng)["x"]
+    got = np.exp(task.posterior_log_probs(x))
+    for i in range(7):
+        dens = [math.exp(-0.5 * sum((a - b) ** 2 for a, b in zip(x[i], mu))) for mu in task.means]
+        ref = [d / sum(dens) for d in dens]
+        np.testing.assert_allclose(got[i], ref, rtol=1e-10)
+
+
+def test_sample_views():
+    rng = np.random.default_rng(1)
+    task = make_gaussian_task(3, 6, 2, 2.0, 0.0, rng)
+    d = task.sample(50, rng)
+    assert d["x"].shape == (50, 6) and d["y"].shape == (50,)
+    np.testing.assert_array_equal(d["x_weak_clean"], d["x"][:, :2])
+    np.testing.assert_array_equal(d["x_weak"], d["x_weak_clean"])  # no noise
+
+
+def test_posterior_mean_teacher_is_softmax_of_clean_logits():
+    """Dual mean over the view noise of a linear teacher = softmax(W x_clean + b) (exact)."""
+    rng = np.random.default_rng(2)
+    W, b = rng.normal(size=(3, 2)), rng.normal(size=3)
+    clean = rng.normal(size=(4, 2))
+    xi = rng.normal(size=(5000, 4, 2))
+    xi -= xi.mean(axis=0)  # exactly centred sample: the identity is then exact
+    probs = softmax((clean[None] + 0.7 * xi) @ W.T + b, axis=-1)
+    dual = get_divergence("kl").dual_mean(probs, axis=0)
+    np.testing.assert_allclose(dual, softmax(clean @ W.T + b, axis=-1), rtol=1e-9)
+
+
+@pytest.mark.parametrize("K", [2, 3])
+def test_train_linear_learns_and_is_deterministic(K):
+    rng = np.random.default_rng(3)
+    task = make_gaussian_task(K, 4, 2, 4.0, 0.5, rng)
+    d = task.sample(400, rng)
+    threads = torch.get_num_threads()
+    m1 = train_linear(d["x"], np.eye(K)[d["y"]], get_objective("bce"), epochs=5, seed=1)
+    m2 = train_linear(d["x"], np.eye(K)[d["y"]], get_objective("bce"), epochs=5, seed=1)
+    assert torch.get_num_threads() == threads
+    np.testing.assert_array_equal(m1.weight, m2.weight)
+    assert m1.weight.shape == (K, 4)
+    if K == 2:
+        assert np.all(m1.weight[0] == 0) and m1.bias[0] == 0
+    test = task.sample(2000, rng)
+    acc = np.mean(m1.log_probs(test["x"]).argmax(1) == test["y"])
+    bayes = np.mean(task.posterior_log_probs(test["x"]).argmax(1) == test["y"])
+    assert acc > bayes - 0.05  # a realizable, well-separated problem
+
+
+def test_train_linear_errors():
+    obj = get_objective("bce")
+    with pytest.raises(ValueError, match="targets"):
+        train_linear(np.zeros((5, 2)), np.zeros((4, 2)), obj)
+    with pytest.raises(ValueError, match="epochs"):
+        train_linear(np.zeros((5, 2)), np.full((5, 2), 0.5), obj, epochs=0)
+    with pytest.raises(ValueError, match="lr"):
+        train_linear(np.zeros((5, 2)), np.full((5, 2), 0.5), obj, lr=-1.0)
+
+
+def test_make_task_errors():
+    with pytest.raises(ValueError, match="weak_dim"):
+        make_gaussian_task(3, 2, 3)
+    with pytest.raises(ValueError, match="n_classes"):
+        make_gaussian_task(1)
+    with pytest.raises(ValueError, match="separation"):
+        make_gaussian_task(3, separation=0.0)
+    with pytest.raises(ValueError, match="weak_noise"):
+        make_gaussian_task(3, weak_noise=-1.0)
+
+
+def _random_logp(rng, n, K, scale=2.0):
+    return log_softmax(rng.normal(0, scale, (n, K)), axis=1)
+
+
+def test_w2s_terms_against_plain_formulas():
+    rng = np.random.default_rng(4)
+    n, K = 30, 4
+    ly, ls, lw, lb = (_random_logp(rng, n, K) for _ in range(4))
+    y = rng.integers(0, K, n)
+    t = w2s_terms(y, ly, ls, lw, lb)
+    for i in range(n):
+        yb, s, w, b = (np.exp(a[i]) for a in (ly, ls, lw, lb))
+        kl = lambda p, q: sum(pk * math.log(pk / qk) for pk, qk in zip(p, q))  # noqa: E731
+        assert math.isclose(t["risk_s"][i], kl(yb, s), rel_tol=1e-9)
+        assert math.isclose(t["risk_w"][i], kl(yb, w), rel_tol=1e-9)
+        assert math.isclose(t["misfit"][i], kl(s, w), rel_tol=1e-9)
+        assert math.isclose(t["misfit_fwd"][i], kl(w, s), rel_tol=1e-9)
+        assert math.isclose(t["dist_pm"][i], kl(s, b), rel_tol=1e-9)
+        assert math.isclose(t["variance_w"][i], kl(b, w), rel_tol=1e-9)
+        cross = sum((a - c) * (math.log(c) - math.log(d)) for a, c, d in zip(yb, s, w))
+        eps = sum((a - c) * (math.log(c) - math.log(d)) for a, c, d in zip(yb, s, b))
+        assert math.isclose(t["cross"][i], cross, rel_tol=1e-9, abs_tol=1e-12)
+        assert math.isclose(t["eps"][i], eps, rel_tol=1e-9, abs_tol=1e-12)
+        assert math.isclose(t["rce"][i], -sum(c * math.log(d) for c, d in zip(s, w)), rel_tol=1e-9)
+        assert math.isclose(t["entropy_s"][i], -sum(c * math.log(c) for c in s), rel_tol=1e-9)
+        assert math.isclose(t["min_entropy_w"][i], -math.log(max(w)), rel_tol=1e-9)
+        assert t["correct_s"][i] == float(np.argmax(s) == y[i])
+    # exact identities (claims C2, C4, C7)
+    np.testing.assert_allclose(t["risk_w"], t["risk_s"] + t["misfit"] + t["cross"], atol=1e-10)
+    np.testing.assert_allclose(t["rce"], t["misfit"] + t["entropy_s"], atol=1e-10)
+    rest = np.sum((np.exp(ls) - np.exp(lb)) * (lb - lw), axis=1)
+    np.testing.assert_allclose(t["misfit"], t["dist_pm"] + t["variance_w"] + rest, atol=1e-10)
+    assert np.all(t["rce"] >= t["min_entropy_w"] - 1e-12)
+    assert np.all(w2s_terms(y, ly, lb, lw, lb)["eps"] == 0.0)
+
+
+def test_w2s_terms_saturated_and_errors():
+    ly = log_softmax(np.array([[0.0, 1.0, 2.0]]), axis=1)
+    ls = log_softmax(np.array([[0.0, 800.0, -800.0]]), axis=1)  # probabilities underflow to 0
+    t = w2s_terms(np.array([1]), ly, ls, ly, ly)
+    assert all(np.all(np.isfinite(v)) for v in t.values())
+    with pytest.raises(ValueError, match="shapes"):
+        w2s_terms(np.array([1]), ly, ls[:, :2], ly, ly)
+    with pytest.raises(ValueError, match="normalised"):
+        w2s_terms(np.array([1]), ly, ls + 1.0, ly, ly)
+    with pytest.raises(ValueError, match="y:"):
+        w2s_terms(np.array([1, 2]), ly, ls, ly, ly)
+
+
+def test_entropies():
+    with np.errstate(divide="ignore"):
+        lp = np.log(np.array([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(entropy(lp), [1.5 * math.log(2), 0.0])
+    np.testing.assert_allclose(min_entropy(lp), [math.log(2), 0.0])
