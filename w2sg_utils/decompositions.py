@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .divergences import BregmanDivergence, _as_float, _rowsum, _sample_weights, get_divergence
+from .divergences import (
+    BregmanDivergence,
+    _as_float,
+    _check_broadcast,
+    _rowsum,
+    _sample_weights,
+    get_divergence,
+)
 
 __all__ = [
     "BiasVariance",
@@ -205,24 +212,10 @@ def gain_identity(divergence: str | BregmanDivergence, y, f_s, f_w) -> GainIdent
     f_s = div.validate(f_s, "f_s", "prediction")
     f_w = div.validate(f_w, "f_w", "prediction")
     for a, b, names in ((y, f_s, ("y", "f_s")), (y, f_w, ("y", "f_w"))):
-        _check_shapes(a, b, names)
+        _check_broadcast(a, b, names)
     risk_w = div._divergence(y, f_w)
     risk_s = div._divergence(y, f_s)
     misfit = div._divergence(f_s, f_w)
     cross = _rowsum((y - f_s) * (div._grad(f_s) - div._grad(f_w)))
     return GainIdentity(risk_w, risk_s, misfit, cross)
 
-
-def _check_shapes(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> None:
-    if a.shape[-1] != b.shape[-1]:
-        raise ValueError(
-            f"{names[1]}: last axis has length {b.shape[-1]}, {names[0]} has {a.shape[-1]}"
-        )
-    try:
-        np.broadcast_shapes(a.shape, b.shape)
-    except ValueError as exc:
-        raise ValueError(f"{names[1]}: shape {b.shape} does not broadcast with {names[0]} {a.shape}") from exc
-
-
-# Re-exported for modules that want the float conversion with named errors.
-as_float_array = _as_float
