@@ -23,7 +23,6 @@ import numpy as np
 
 from .divergences import (
     BregmanDivergence,
-    _as_float,
     _check_broadcast,
     _rowsum,
     _sample_weights,
