@@ -1,0 +1,106 @@
+"""Tests of the random-features teacher/student pipeline (claim C6)."""
+
+import numpy as np
+import pytest
+
+from w2sg_utils.checks import assert_within_se, mean_and_se
+from w2sg_utils.random_features import (
+    RFTask,
+    W2SResult,
+    naive_w2s_repetition,
+    random_features,
+    simulate_w2s,
+)
+
+TASK = RFTask(d=6, noise_sd=0.5)
+SIZES = dict(n=30, d_w=12, lam_w=1e-3, N=40, n_ensemble=4, n_test=50, seed=11)
+
+
+def test_random_features_formula():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((7, 5))
+    W = rng.standard_normal((9, 5))
+    ref = np.maximum(X @ W.T / np.sqrt(5), 0) / np.sqrt(9)
+    np.testing.assert_allclose(random_features(X, W).numpy(), ref, atol=1e-14)
+    np.testing.assert_allclose(random_features(X, W, "tanh").numpy(),
+                               np.tanh(X @ W.T / np.sqrt(5)) / 3.0, atol=1e-14)
+
+
+def test_task_ybar_moments():
+    rng = np.random.default_rng(1)
+    task = RFTask(d=4, linear=1.0, quad=0.7)
+    yb = task.ybar(rng.standard_normal((200_000, 4))).numpy()
+    m, se = mean_and_se(yb)
+    assert_within_se(m, 0.0, se, what="E ybar")
+    v, se_v = mean_and_se(yb**2)
+    assert_within_se(v, task.signal_variance(), se_v, what="E ybar^2")
+
+
+@pytest.mark.parametrize("d_s,lam_s", [(10, 1e-2), (80, 1e-3), (80, 0.0), (20, 0.0)])
+def test_batched_pipeline_matches_naive(d_s, lam_s):
+    widths = [10, 20, 40, 80]
+    lams = [0.0, 1e-3, 1e-2]
+    res = simulate_w2s(TASK, d_s=widths, lam_s=lams, reps=3, **SIZES)
+    j, k = widths.index(d_s), lams.index(lam_s)
+    for r in range(3):
+        ref = naive_w2s_repetition(TASK, r, d_s=d_s, lam_s=lam_s, **SIZES)
+        np.testing.assert_allclose(res.risk_w[r], ref["risk_w"], rtol=1e-8)
+        np.testing.assert_allclose(res.risk_s[r, j, k], ref["risk_s"], rtol=1e-8)
+        np.testing.assert_allclose(res.misfit[r, j, k], ref["misfit"], rtol=1e-8)
+
+
+def test_chunking_does_not_change_results():
+    kw = dict(d_s=[10, 60], lam_s=[0.0, 1e-2], reps=4, **SIZES)
+    a = simulate_w2s(TASK, chunk=1, **kw)
+    b = simulate_w2s(TASK, chunk=4, **kw)
+    for name in ("risk_s", "misfit", "dist_mean", "cov_sw", "eps_mean", "risk_w"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-10, atol=1e-12)
+
+
+def test_summary_and_derived_quantities():
+    res = simulate_w2s(TASK, d_s=[10, 60], lam_s=[1e-3, 1e-1], reps=5, **SIZES)
+    assert isinstance(res, W2SResult) and res.reps == 5
+    gain = res.per_rep("gain")
+    np.testing.assert_allclose(gain, res.risk_w[:, None, None] - res.risk_s)
+    np.testing.assert_allclose(res.per_rep("eps"), gain - res.misfit)
+    s = res.summary()
+    assert set(s) >= {"gain", "eps", "misfit", "dist_mean", "teacher_var"}
+    assert s["gain"][0].shape == (2, 2)
+    with pytest.raises(ValueError, match="name"):
+        res.per_rep("nonsense")
+
+
+def test_eps_decomposition_in_expectation():
+    """eps = eps_mean + 2 cov_sw in expectation (the ensemble estimates are unbiased)."""
+    res = simulate_w2s(TASK, d_s=[60], lam_s=[1e-3], reps=40, **SIZES)
+    diff = res.per_rep("eps") - res.eps_mean - 2 * res.cov_sw
+    m, se = mean_and_se(diff)
+    assert_within_se(m, 0.0, se, what="eps - eps_mean - 2 cov_sw")
+    # E M = E||f_s - m||^2 + E Var f_w - 2 Cov(f_s, f_w)
+    diff2 = res.misfit - (res.dist_mean + res.per_rep("teacher_var") - 2 * res.cov_sw)
+    m2, se2 = mean_and_se(diff2)
+    assert_within_se(m2, 0.0, se2, what="misfit decomposition")
+
+
+def test_validation_names_parameter():
+    kw = dict(SIZES, d_s=[10], lam_s=[0.1], reps=2)
+    with pytest.raises(ValueError, match="reps"):
+        simulate_w2s(TASK, **{**kw, "reps": 1})
+    with pytest.raises(ValueError, match="d_s"):
+        simulate_w2s(TASK, **{**kw, "d_s": [0]})
+    with pytest.raises(ValueError, match="lam_s"):
+        simulate_w2s(TASK, **{**kw, "lam_s": [-1.0]})
+    with pytest.raises(ValueError, match="lam_w"):
+        simulate_w2s(TASK, **{**kw, "lam_w": -1.0})
+    with pytest.raises(ValueError, match="n_ensemble"):
+        simulate_w2s(TASK, **{**kw, "n_ensemble": 1})
+    with pytest.raises(ValueError, match="activation"):
+        simulate_w2s(TASK, **kw, activation="gelu")
+    with pytest.raises(ValueError, match="task"):
+        simulate_w2s("task", **kw)
+    with pytest.raises(ValueError, match="d"):
+        RFTask(d=1)
+    with pytest.raises(ValueError, match="noise_sd"):
+        RFTask(noise_sd=-1.0)
+    with pytest.raises(ValueError, match="W"):
+        random_features(np.ones((2, 3)), np.ones((4, 5)))
