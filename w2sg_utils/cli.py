@@ -1,0 +1,219 @@
+"""Command-line entry point of the Chapter 5 experiments (claim C9).
+
+Usage::
+
+    w2sg presets                              # list presets
+    w2sg objectives                           # list student objectives
+    w2sg run --out runs/hh                    # CPU default preset (hh-minilm-cpu)
+    w2sg run --preset gpt2-hh --out runs/gpt2 # GPU: the paper's GPT-2 protocol
+    w2sg summarize --out runs/hh              # table per objective with 95% CIs
+
+(``python -m w2sg_utils ...`` is the same.) Re-running ``run`` with the same ``--out``
+skips finished runs and resumes an interrupted sweep. All arguments are validated
+before any work starts; errors exit with status 2 and a message naming the parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "config_from_args"]
+
+
+def _int_list(s: str) -> list[int]:
+    try:
+        out = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from exc
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return out
+
+
+def _float_list(s: str) -> list[float]:
+    try:
+        return [float(x) for x in s.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from exc
+
+
+def _str_list(s: str) -> list[str]:
+    out = [x.strip() for x in s.split(",") if x.strip()]
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one name")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``w2sg`` argument parser (sub-commands ``run``, ``summarize``, ``presets``,
+    ``objectives``)."""
+    from .experiments import PRESETS
+
+    p = argparse.ArgumentParser(
+        prog="w2sg",
+        description="Weak-to-strong experiments on HH-RLHF helpful (w2sg-book, Chapter 5).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run or resume a sweep",
+                       description="Run (or resume) a sweep: teacher(s), soft labels, ceiling, "
+                                   "one student per objective, ensemble, evaluation.")
+    r.add_argument("--preset", default="hh-minilm-cpu",
+                   help=f"one of {', '.join(sorted(PRESETS))} (default: hh-minilm-cpu)")
+    r.add_argument("--out", required=True, help="output folder (results.csv + artifacts/)")
+    r.add_argument("--data-dir", default=None,
+                   help="folder with train_gt/train_w2s/test .jsonl (default: shipped copy)")
+    r.add_argument("--full", action="store_true", help="4000/4000/4000 pairs")
+    r.add_argument("--n-train-gt", type=int, default=None, help="pairs kept from train_gt")
+    r.add_argument("--n-train-w2s", type=int, default=None, help="pairs kept from train_w2s")
+    r.add_argument("--n-test", type=int, default=None, help="pairs kept from test")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--seeds", type=_int_list, default=None, help="e.g. 0,1,2,3,4")
+    g.add_argument("--n-seeds", type=int, default=None, help="seeds 0..n-1")
+    r.add_argument("--objectives", type=_str_list, default=None,
+                   help="comma-separated student objectives (default: all)")
+    r.add_argument("--teacher-labels", type=int, default=None,
+                   help="ground-truth labels for the weak teacher")
+    r.add_argument("--student-l2", type=float, default=None, help="student L2 strength")
+    r.add_argument("--l2-grid", type=_float_list, default=None,
+                   help="L2 values of the regularisation sweep (empty string: none)")
+    r.add_argument("--ensemble-size", type=int, default=None,
+                   help="teachers in the bootstrap ensemble (0: off)")
+    r.add_argument("--device", default=None, help="cpu or cuda (default: the preset's)")
+    r.add_argument("--teacher-model", default=None,
+                   help="causal-LM presets: teacher model (hub id or folder), e.g. gpt2")
+    r.add_argument("--student-model", default=None,
+                   help="causal-LM presets: strong model (hub id or folder), e.g. gpt2-large")
+    r.add_argument("--micro-batch-size", type=int, default=None,
+                   help="causal-LM presets: pairs per microbatch (teacher and student)")
+    r.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    s = sub.add_parser("summarize", help="print mean and 95%% CI per objective")
+    s.add_argument("--out", required=True, help="a sweep's output folder")
+    sub.add_parser("presets", help="list presets")
+    sub.add_parser("objectives", help="list student objectives")
+    return p
+
+
+def config_from_args(args) -> dict:
+    """The validated experiment configuration for parsed ``run`` arguments."""
+    from .experiments import get_preset, make_config
+
+    preset = get_preset(args.preset)
+    ov: dict = {}
+    sizes = {}
+    for split, v in (("train_gt", args.n_train_gt), ("train_w2s", args.n_train_w2s),
+                     ("test", args.n_test)):
+        if v is not None:
+            sizes[split] = v
+    if sizes:
+        ov["sizes"] = sizes
+    if args.seeds is not None:
+        ov["seeds"] = args.seeds
+    if args.n_seeds is not None:
+        if args.n_seeds < 1:
+            raise ValueError(f"n_seeds: must be a positive integer, got {args.n_seeds}")
+        ov["seeds"] = list(range(args.n_seeds))
+    if args.objectives is not None:
+        ov["objectives"] = args.objectives
+    if args.teacher_labels is not None:
+        ov["teacher"] = {"n_labels": args.teacher_labels}
+    if args.student_l2 is not None:
+        ov["strong"] = {"l2": args.student_l2}
+    if args.l2_grid is not None:
+        ov["l2_grid"] = args.l2_grid
+    if args.ensemble_size is not None:
+        ov["ensemble_size"] = args.ensemble_size
+    if args.device is not None:
+        ov["device"] = args.device
+    lm_opts = {"teacher_model": args.teacher_model, "student_model": args.student_model,
+               "micro_batch_size": args.micro_batch_size}
+    if preset.backend != "causal_lm":
+        for k, v in lm_opts.items():
+            if v is not None:
+                raise ValueError(f"{k}: only for causal-LM presets, not {preset.name!r}")
+    else:
+        if args.teacher_model is not None:
+            ov.setdefault("teacher", {})["model"] = args.teacher_model
+        if args.student_model is not None:
+            ov.setdefault("strong", {})["model"] = args.student_model
+        if args.micro_batch_size is not None:
+            ov.setdefault("teacher", {})["micro_batch_size"] = args.micro_batch_size
+            ov.setdefault("strong", {})["micro_batch_size"] = args.micro_batch_size
+    if args.data_dir is not None:
+        d = Path(args.data_dir)
+        if not d.is_dir():
+            raise ValueError(f"data_dir: {d} is not a folder")
+        for split in ("train_gt", "train_w2s", "test"):
+            if not any((d / f).is_file() for f in (f"{split}.jsonl", f"{split}.jsonl.gz",
+                                                    f"hh_helpful_{split}.jsonl.gz")):
+                raise ValueError(f"data_dir: {d} has no file for split {split!r}")
+    full = bool(args.full)
+    if full and sizes:
+        raise ValueError("full: --full and --n-* sizes are mutually exclusive")
+    cfg = make_config(preset.name, full=full, **ov)
+    return cfg
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``w2sg`` console script and ``python -m w2sg_utils``."""
+    if _offline_default():  # the hub is often unreachable; W2SG_ONLINE=1 opts out
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "presets":
+        from .experiments import PRESETS
+
+        for name, p in PRESETS.items():
+            gpu = " [needs CUDA]" if p.requires_cuda else ""
+            print(f"{name}{gpu}: {p.description}")
+        return 0
+    if args.command == "objectives":
+        from .experiments import objective_names
+
+        print("\n".join(objective_names()))
+        return 0
+    if args.command == "summarize":
+        return _summarize(parser, args)
+    try:
+        cfg = config_from_args(args)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    from .experiments import run_sweep
+
+    df = run_sweep(cfg, args.out, data_dir=args.data_dir, progress=not args.no_progress)
+    print(f"{len(df)} runs in {Path(args.out) / 'results.csv'}")
+    _print_summary(df)
+    return 0
+
+
+def _offline_default() -> bool:
+    return "HF_HUB_OFFLINE" not in os.environ and os.environ.get("W2SG_ONLINE", "") != "1"
+
+
+def _summarize(parser, args) -> int:
+    from .experiments import RunStore
+
+    csv = Path(args.out) / "results.csv"
+    if not csv.is_file():
+        parser.error(f"out: no results.csv in {args.out}")
+    _print_summary(RunStore(args.out).rows())
+    return 0
+
+
+def _print_summary(df) -> None:
+    from .experiments import summarize
+
+    if df.empty:
+        print("no runs yet")
+        return
+    st = df[(df["stage"] == "student") & (df["labels"] == "teacher0")]
+    base = df[df["stage"].isin(["teacher", "ceiling"]) & (df["member"].isin([0, -1]))]
+    if len(base):
+        print(summarize(base, ["stage"], ["acc"]).to_string(index=False, float_format="%.4f"))
+    if len(st):
+        tab = summarize(st, ["objective", "l2"], ["acc", "pgr"])
+        print(tab.to_string(index=False, float_format="%.4f"))
+    sys.stdout.flush()

@@ -1,0 +1,305 @@
+"""Training loops of the weak-to-strong experiments (claim C9, Chapter 5).
+
+Three loops, all minimising ``objective(z, y, progress)`` over pairs (``z`` the pair
+logit, ``y`` the target probability that ``a`` is preferred; see
+:mod:`w2sg_utils.losses`), with ``progress`` in ``[0, 1)`` the fraction of training done:
+
+- :func:`train_head`: a :func:`~w2sg_utils.models.PairHead` on frozen embeddings (the
+  CPU strong student and ceiling), Adam with an explicit L2 penalty
+  ``l2 * sum(theta^2)`` on the head's weights.
+- :func:`train_reward_model`: the fast causal-LM loop: texts tokenized once, minibatch
+  of ``batch_size`` pairs split into microbatches of pairs of similar length, each
+  padded only to its own longest sequence (dynamic padding), gradient accumulation to
+  the minibatch, optional bf16 autocast on CUDA and gradient checkpointing.
+- :func:`train_reward_model_paper`: the released code's loop (minibatch 1, gradient
+  accumulation over ``batch_size`` steps, fp32), kept as the baseline of
+  ``benchmarks/bench_training_loop.py``.
+
+Both causal-LM loops use Adam at the paper's ``lr = 1e-5`` by default and the same
+seeded order of pairs, so they compute the same update up to floating-point order
+(checked in ``tests/test_models.py``) for objectives that are a mean over examples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import numpy as np
+
+__all__ = [
+    "torch_threads",
+    "train_head",
+    "head_logits",
+    "tokenize_pairs",
+    "train_reward_model",
+    "train_reward_model_paper",
+    "reward_logits",
+]
+
+
+def _check_pos_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+
+
+def _check_targets(targets, n):
+    y = np.asarray(targets, dtype=np.float64)
+    if y.shape != (n,):
+        raise ValueError(f"targets: expected shape ({n},), got {y.shape}")
+    if not np.all((y >= 0) & (y <= 1)):
+        raise ValueError("targets: probabilities must lie in [0, 1]")
+    return y
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Temporarily set torch's intra-op thread count (``None``: leave unchanged).
+
+    Small heads train ~20x faster with one thread on a loaded 2-core machine: thread
+    synchronisation dominates ops on (64, 384) tensors.
+    """
+    import torch
+
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def train_head(head, e_a, e_b, targets, objective: Callable, *, l2: float = 0.0,
+               epochs: int = 30, lr: float = 1e-2, batch_size: int = 64, seed: int = 0,
+               progress: bool = False, num_threads: int | None = 1):
+    """Train a pairwise head on frozen embeddings (strong student / ceiling, claim C9).
+
+    Loss per minibatch: ``objective(z, y, progress) + l2 * sum(w^2)`` over the head's
+    weight matrices (biases unpenalised). Returns the trained head (in eval mode).
+    """
+    with torch_threads(num_threads):
+        return _train_head(head, e_a, e_b, targets, objective, l2=l2, epochs=epochs, lr=lr,
+                           batch_size=batch_size, seed=seed, progress=progress)
+
+
+def _train_head(head, e_a, e_b, targets, objective, *, l2, epochs, lr, batch_size, seed,
+                progress):
+    import torch
+    from tqdm import tqdm
+
+    e_a = np.asarray(e_a, dtype=np.float32)
+    e_b = np.asarray(e_b, dtype=np.float32)
+    if e_a.shape != e_b.shape or e_a.ndim != 2:
+        raise ValueError(f"e_b: shape {e_b.shape} must equal e_a's {e_a.shape} (n, dim)")
+    y = _check_targets(targets, len(e_a))
+    if not (np.isfinite(l2) and l2 >= 0):
+        raise ValueError(f"l2: must be a finite non-negative number, got {l2!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: must be a positive number, got {lr!r}")
+    _check_pos_int("epochs", epochs)
+    _check_pos_int("batch_size", batch_size)
+    torch.manual_seed(seed)
+    gen = np.random.default_rng([seed, 77])
+    A, B = torch.from_numpy(e_a), torch.from_numpy(e_b)
+    Y = torch.from_numpy(y.astype(np.float32))
+    n = len(Y)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total = epochs * steps_per_epoch
+    weights = [p for name, p in head.named_parameters() if name.endswith("weight")]
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    head.train()
+    step = 0
+    for _ in tqdm(range(epochs), disable=not progress, desc="head", leave=False):
+        perm = torch.from_numpy(gen.permutation(n))
+        for s in range(0, n, batch_size):
+            idx = perm[s: s + batch_size]
+            if len(idx) == 1 and n > 1:  # batch-quantile objectives need two examples
+                continue
+            z = head(A[idx], B[idx])
+            loss = objective(z, Y[idx], progress=step / total)
+            if l2 > 0:
+                loss = loss + l2 * sum((w ** 2).sum() for w in weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+    return head.eval()
+
+
+def head_logits(head, e_a, e_b) -> np.ndarray:
+    """Pair logits ``z`` of a trained head (float64 numpy)."""
+    import torch
+
+    with torch.inference_mode():
+        z = head(torch.as_tensor(np.asarray(e_a, np.float32)),
+                 torch.as_tensor(np.asarray(e_b, np.float32)))
+    return z.double().numpy()
+
+
+def tokenize_pairs(tokenizer, text_a, text_b, max_length: int) -> tuple[list, list]:
+    """Token ids of both texts of every pair, left-truncated to ``max_length``."""
+    _check_pos_int("max_length", max_length)
+    tokenizer.truncation_side = "left"
+    ids_a = tokenizer(list(text_a), truncation=True, max_length=max_length)["input_ids"]
+    ids_b = tokenizer(list(text_b), truncation=True, max_length=max_length)["input_ids"]
+    return ids_a, ids_b
+
+
+def _collate(seqs, pad_id, device):
+    """Left-pad to the longest sequence of this microbatch (dynamic padding)."""
+    import torch
+
+    L = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), L), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, L - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[i, L - len(s):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _pad_id(tokenizer):
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def _common_checks(n_pairs, targets, batch_size, epochs, lr, device, bf16):
+    y = _check_targets(targets, n_pairs)
+    _check_pos_int("batch_size", batch_size)
+    _check_pos_int("epochs", epochs)
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: must be a positive number, got {lr!r}")
+    if str(device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device: {device!r} requested but CUDA is not available")
+    if bf16 and not str(device).startswith("cuda"):
+        raise ValueError("bf16: autocast to bf16 is only used on CUDA devices")
+    return y
+
+
+def _orders(n, batch_size, epochs, seed):
+    gen = np.random.default_rng([seed, 4242])
+    for _ in range(epochs):
+        perm = gen.permutation(n)
+        for s in range(0, n, batch_size):
+            yield perm[s: s + batch_size]
+
+
+def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Callable, *,
+                       lr: float = 1e-5, batch_size: int = 32, micro_batch_size: int = 8,
+                       epochs: int = 2, max_length: int = 1024, device: str = "cpu",
+                       bf16: bool = False, seed: int = 0, max_steps: int | None = None,
+                       progress: bool = True, pretokenized=None) -> dict:
+    """Fast loop for the causal-LM reward model (claim C9 protocol, faster execution).
+
+    Each minibatch of ``batch_size`` pairs (seeded order) is sorted by length and cut
+    into microbatches of ``micro_batch_size`` pairs; both texts of a microbatch go
+    through the model in one left-padded batch of ``2 * m`` rows. Losses are weighted
+    by ``m / batch_size`` so the accumulated gradient is that of the minibatch mean.
+    Returns ``{"steps", "pairs", "tokens", "loss"}`` (``loss`` the last minibatch's).
+    """
+    import torch
+    from tqdm import tqdm
+
+    y = _common_checks(len(text_a), targets, batch_size, epochs, lr, device, bf16)
+    _check_pos_int("micro_batch_size", micro_batch_size)
+    ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
+    pad = _pad_id(tokenizer)
+    torch.manual_seed(seed)
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    batches = list(_orders(len(y), batch_size, epochs, seed))
+    if max_steps is not None:
+        _check_pos_int("max_steps", max_steps)
+        batches = batches[:max_steps]
+    Y = torch.tensor(y, dtype=torch.float32)
+    stats = {"steps": 0, "pairs": 0, "tokens": 0, "loss": float("nan")}
+    for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (fast)")):
+        idx = sorted(idx, key=lambda i: max(len(ids_a[i]), len(ids_b[i])))
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for s in range(0, len(idx), micro_batch_size):
+            mb = idx[s: s + micro_batch_size]
+            ids, mask = _collate([ids_a[i] for i in mb] + [ids_b[i] for i in mb], pad, device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(bf16)):
+                z = model.pair_logits(ids, mask)
+            loss = objective(z.float(), Y[mb].to(device), progress=step / len(batches))
+            (loss * len(mb) / len(idx)).backward()
+            total += float(loss.detach()) * len(mb) / len(idx)
+            stats["tokens"] += int(mask.sum())
+        opt.step()
+        stats["steps"] += 1
+        stats["pairs"] += len(idx)
+        stats["loss"] = total
+    model.eval()
+    return stats
+
+
+def train_reward_model_paper(model, tokenizer, text_a, text_b, targets, objective: Callable,
+                             *, lr: float = 1e-5, batch_size: int = 32, epochs: int = 2,
+                             max_length: int = 1024, device: str = "cpu", seed: int = 0,
+                             max_steps: int | None = None, progress: bool = True,
+                             pretokenized=None) -> dict:
+    """Baseline: the released code's loop, one pair per forward pass, ``batch_size``
+    accumulation steps per update, fp32. Same seeded order as :func:`train_reward_model`.
+    """
+    import torch
+    from tqdm import tqdm
+
+    y = _common_checks(len(text_a), targets, batch_size, epochs, lr, device, False)
+    ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
+    pad = _pad_id(tokenizer)
+    torch.manual_seed(seed)
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    batches = list(_orders(len(y), batch_size, epochs, seed))
+    if max_steps is not None:
+        _check_pos_int("max_steps", max_steps)
+        batches = batches[:max_steps]
+    Y = torch.tensor(y, dtype=torch.float32)
+    stats = {"steps": 0, "pairs": 0, "tokens": 0, "loss": float("nan")}
+    for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (paper)")):
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for i in idx:
+            ids, mask = _collate([ids_a[i], ids_b[i]], pad, device)
+            z = model.pair_logits(ids, mask)
+            loss = objective(z, Y[[i]].to(device), progress=step / len(batches))
+            (loss / len(idx)).backward()
+            total += float(loss.detach()) / len(idx)
+            stats["tokens"] += int(mask.sum())
+        opt.step()
+        stats["steps"] += 1
+        stats["pairs"] += len(idx)
+        stats["loss"] = total
+    model.eval()
+    return stats
+
+
+def reward_logits(model, tokenizer, text_a, text_b, *, max_length: int = 1024,
+                  batch_size: int = 16, device: str = "cpu", bf16: bool = False,
+                  progress: bool = True, pretokenized=None) -> np.ndarray:
+    """Pair logits ``z = r(a) - r(b)`` of a reward model (length-sorted batches)."""
+    import torch
+    from tqdm import tqdm
+
+    _check_pos_int("batch_size", batch_size)
+    ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
+    pad = _pad_id(tokenizer)
+    n = len(ids_a)
+    order = np.argsort([max(len(a), len(b)) for a, b in zip(ids_a, ids_b)], kind="stable")
+    out = np.zeros(n, dtype=np.float64)
+    model.to(device).eval()
+    with torch.inference_mode():
+        for s in tqdm(range(0, n, batch_size), disable=not progress, desc="predict"):
+            mb = order[s: s + batch_size]
+            ids, mask = _collate([ids_a[i] for i in mb] + [ids_b[i] for i in mb], pad, device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(bf16)):
+                z = model.pair_logits(ids, mask)
+            out[mb] = z.float().cpu().numpy()
+    return out
