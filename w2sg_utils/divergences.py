@@ -66,8 +66,11 @@ def _as_float(x, name: str) -> np.ndarray:
 def xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``x * log(y)`` with the convention ``0 * log(0) = 0`` (faster than scipy's ufunc)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = x * np.log(y)
-    return np.where(x == 0, 0.0, out)
+        out = np.asarray(x * np.log(y), dtype=np.float64)
+    if out.ndim == 0:
+        return np.float64(0.0) if x == 0 else out
+    out[np.broadcast_to(x == 0, out.shape)] = 0.0
+    return out
 
 
 def _rowsum(a: np.ndarray) -> np.ndarray:
@@ -246,7 +249,7 @@ class KLSimplex(BregmanDivergence):
 
     def _divergence(self, u, v):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return _rowsum(xlogy(u, u) - xlogy(u, v))
+            return _rowsum(xlogy(u, u / v))
 
     def dual_mean_logits(self, logits, axis: int = 0, weights=None) -> np.ndarray:
         """Dual mean of predictions given as logits: softmax of the mean logits."""
@@ -297,7 +300,7 @@ class BinaryKL(BregmanDivergence):
     def _divergence(self, u, v):
         with np.errstate(divide="ignore", invalid="ignore"):
             return _rowsum(
-                xlogy(u, u) - xlogy(u, v) + xlogy(1 - u, 1 - u) - xlogy(1 - u, 1 - v)
+                xlogy(u, u / v) + xlogy(1 - u, (1 - u) / (1 - v))
             )
 
 
@@ -330,7 +333,8 @@ class IDivergence(BregmanDivergence):
         return np.exp(theta)
 
     def _divergence(self, u, v):
-        return _rowsum(xlogy(u, u) - xlogy(u, v) - u + v)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _rowsum(xlogy(u, u / v) - u + v)
 
 
 @dataclass(frozen=True)
