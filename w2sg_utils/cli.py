@@ -5,7 +5,7 @@ Usage::
     w2sg presets                              # list presets
     w2sg objectives                           # list student objectives
     w2sg run --out runs/hh                    # CPU default preset (hh-minilm-cpu)
-    w2sg run --preset gpt2-hh --out runs/gpt2 # GPU: the paper's GPT-2 protocol
+    w2sg run --preset gpt2-hh --out runs/gpt2 # GPU: the GPT-2 protocol of the released code
     w2sg summarize --out runs/hh              # table per objective with 95% CIs
 
 (``python -m w2sg_utils ...`` is the same.) Re-running ``run`` with the same ``--out``

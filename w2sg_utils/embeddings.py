@@ -105,7 +105,7 @@ class Encoder:
         Keep only the first ``num_layers`` transformer layers (a *weaker* encoder for a
         teacher); ``None`` keeps all.
     truncation_side:
-        ``"left"`` (keep the end of the dialogue, as the paper's protocol) or ``"right"``.
+        ``"left"`` (keep the end of the dialogue, as the released code does) or ``"right"``.
     """
 
     def __init__(self, model: str = DEFAULT_ENCODER, max_length: int = 256,

@@ -1,6 +1,6 @@
 """Weak-to-strong experiments on real preference data (claim C9, Chapter 5).
 
-Protocol (the authors' released code, with its known defects fixed; see CLAIMS.md):
+Protocol (the authors' released code, with its known defects fixed; see Chapter 5):
 pairwise reward modelling on HH-RLHF helpful. A weak teacher is trained on ground truth
 (``train_gt``); its soft labels ``sigmoid(z_w)`` on ``train_w2s`` train one strong
 student per objective of :mod:`w2sg_utils.losses`; the strong ceiling trains on the
@@ -20,7 +20,7 @@ interrupted sweep resumes with nothing lost or duplicated. An artifact whose sto
 or checksum differs is never reused.
 
 Presets (:data:`PRESETS`): ``hh-minilm-cpu`` (default: frozen MiniLM + heads on CPU,
-TF-IDF teacher), ``gpt2-hh`` (the paper's GPT-2 family on a GPU), ``tiny-gpt2``
+TF-IDF teacher), ``gpt2-hh`` (the released code's GPT-2 protocol on a GPU), ``tiny-gpt2``
 (the causal-LM path with a tiny random GPT-2, for tests).
 """
 
@@ -107,7 +107,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "gpt2-hh": Preset(
         "gpt2-hh",
-        "GPU: the paper's protocol with GPT-2 causal LMs (teacher gpt2, student "
+        "GPU: the released code's protocol with GPT-2 causal LMs (teacher gpt2, student "
         "gpt2-medium), last-token bias-free head, Adam lr 1e-5, batch 32, 2 epochs, "
         "max length 1024 with left truncation",
         "causal_lm",
@@ -542,13 +542,30 @@ class _Backend:
         return self._emb[key]
 
     def teacher_indices(self, member):
-        """Training rows of teacher ``member`` in ``train_gt`` (0: subset; k: bootstrap)."""
-        n_pool = len(self.data["train_gt"])
+        """Training rows of teacher ``member`` in ``train_gt`` (0: subset; k: bootstrap).
+
+        A teacher needs both classes among its labels. With few labels a draw can hold
+        one class only (probability about ``2 ** (1 - n_labels)``); such a draw is
+        rejected and redrawn from the same generator, so every draw with both classes
+        (in particular every draw of the defaults) is unchanged, and the sample is the
+        subset or bootstrap conditioned on containing both classes.
+        """
+        labels = self.data["train_gt"].label
+        n_pool = len(labels)
         n = min(self.cfg["teacher"]["n_labels"], n_pool)
+        if len(np.unique(labels)) < 2:
+            raise ValueError(f"sizes.train_gt: the {n_pool} train_gt pairs of seed "
+                             f"{self.seed} hold a single class; use more pairs")
         rng = np.random.default_rng([self.seed, 1000 + member])
-        if member == 0:
-            return np.sort(rng.choice(n_pool, size=n, replace=False))
-        return rng.choice(n_pool, size=n, replace=True)
+        for _ in range(10_000):
+            if member == 0:
+                idx = np.sort(rng.choice(n_pool, size=n, replace=False))
+            else:
+                idx = rng.choice(n_pool, size=n, replace=True)
+            if len(np.unique(labels[idx])) == 2:
+                return idx
+        raise ValueError(f"teacher.n_labels: {n} labels drawn from train_gt never held "
+                         "both classes in 10000 draws; use more labels")
 
 
 _ENCODERS: dict = {}

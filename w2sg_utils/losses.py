@@ -1,6 +1,6 @@
 """Training objectives for a student trained on soft teacher labels (claims C7-C9, Chapter 4).
 
-One registry, :func:`get_objective`, builds every objective of the paper's released code
+One registry, :func:`get_objective`, builds every objective of the authors' released code
 and the common weak-to-strong objectives of Burns et al. (OpenAI code) and EleutherAI's
 ``w2s`` repository, each defined by the explicit formula below.
 

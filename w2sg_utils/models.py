@@ -7,7 +7,7 @@ r(text_b)`` and ``P(a preferred) = sigmoid(z)``.
   reward head on frozen encoder embeddings (:mod:`w2sg_utils.embeddings`).
 - :class:`TfidfTeacher`: a weak teacher from a different family: a logistic regression
   without intercept on TF-IDF features, ``z_w = w . (tfidf(a) - tfidf(b))``.
-- :class:`CausalLMReward`: the paper's GPU-scale model: a Hugging Face causal LM body
+- :class:`CausalLMReward`: the GPU-scale model of the released code: a Hugging Face causal LM body
   (GPT-2 family) with a bias-free linear head on the hidden state of the last token.
 - :func:`build_tiny_gpt2`: a tiny random GPT-2 with a locally trained BPE tokenizer,
   saved to a folder, to test the causal-LM path on CPU without downloads.
@@ -126,7 +126,7 @@ class TfidfTeacher:
 
 
 def CausalLMReward(body, hidden_size: int | None = None):  # noqa: N802 - factory
-    """Reward model of the paper's protocol: causal-LM body + bias-free last-token head.
+    """Reward model of the released code's protocol: causal-LM body + bias-free last-token head.
 
     ``forward(input_ids, attention_mask)`` returns one reward per sequence, read at the
     last real token (inputs are **left**-padded and left-truncated, so it is the final
@@ -169,7 +169,7 @@ def load_causal_lm_reward(model: str, gradient_checkpointing: bool = False,
                           seed: int = 0):
     """Body from ``model`` (hub id or folder) + a fresh head (seeded); and its tokenizer.
 
-    The tokenizer pads and truncates on the left (the paper's left truncation).
+    The tokenizer pads and truncates on the left (the released code's left truncation).
     """
     torch = _torch()
     from transformers import AutoModel, AutoTokenizer

@@ -15,7 +15,7 @@ logit, ``y`` the target probability that ``a`` is preferred; see
   accumulation over ``batch_size`` steps, fp32), kept as the baseline of
   ``benchmarks/bench_training_loop.py``.
 
-Both causal-LM loops use Adam at the paper's ``lr = 1e-5`` by default and the same
+Both causal-LM loops use Adam at the released code's ``lr = 1e-5`` by default and the same
 seeded order of pairs, so they compute the same update up to floating-point order
 (checked in ``tests/test_models.py``) for objectives that are a mean over examples.
 """
