@@ -1,0 +1,72 @@
+"""Tests for w2sg_utils.checks (tolerance helpers used by every chapter)."""
+
+import numpy as np
+import pytest
+
+from w2sg_utils.checks import assert_close, assert_within_se, mean_and_se
+
+
+def test_mean_and_se_matches_formula():
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    m, se = mean_and_se(x)
+    naive_se = [np.sqrt(sum((v - x[:, j].mean()) ** 2 for v in x[:, j]) / 49 / 50) for j in range(3)]
+    np.testing.assert_allclose(m, x.mean(0))
+    np.testing.assert_allclose(se, naive_se)
+
+
+def test_assert_within_se_returns_gap_in_se_units():
+    assert assert_within_se(1.3, 1.0, 0.1) == pytest.approx(3.0)
+    with pytest.raises(AssertionError, match="exceeds"):
+        assert_within_se(1.6, 1.0, 0.1)
+
+
+@pytest.mark.parametrize("target", [0.0, np.zeros(1), np.zeros((4, 1))])
+def test_assert_within_se_broadcasts_scalar_target(target):
+    """An array of estimates against a scalar target: a failure reports the worst entry
+    (this used to raise IndexError instead of AssertionError)."""
+    est = np.array([[0.0, 0.1, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    se = np.full((4, 3), 0.1)
+    with pytest.raises(AssertionError, match=r"\|2 - 0\|"):
+        assert_within_se(est, target, se, what="grid")
+    assert assert_within_se(est[:2], 0.0, se[:2]) == pytest.approx(1.0)
+
+
+def test_assert_within_se_broadcasts_scalar_se():
+    with pytest.raises(AssertionError, match=r"\|1 - 0\|"):
+        assert_within_se(np.array([0.0, 1.0]), np.zeros(2), 0.1)
+
+
+def test_assert_within_se_rejects_bad_se():
+    with pytest.raises(ValueError, match="se"):
+        assert_within_se(0.0, 0.0, -1.0)
+    with pytest.raises(ValueError, match="se"):
+        assert_within_se(0.0, 0.0, np.nan)
+
+
+def test_assert_close():
+    assert_close([1.0, 2.0], [1.0, 2.0 + 1e-13])
+    with pytest.raises(AssertionError, match="max abs error"):
+        assert_close([1.0], [1.1])
+
+
+def test_z_for_samples_matches_normal_tail():
+    from scipy.stats import norm, t
+
+    from w2sg_utils.checks import Z_DEFAULT, z_for_samples
+
+    for n in (2, 8, 16, 64, 10_000):
+        zt = z_for_samples(n)
+        # same two-sided tail probability as z = 5 under the normal
+        assert 2 * t.sf(zt, n - 1) == pytest.approx(2 * norm.sf(Z_DEFAULT), rel=1e-6)
+        assert zt >= Z_DEFAULT
+    assert z_for_samples(8) > z_for_samples(16) > z_for_samples(64) > Z_DEFAULT
+    assert z_for_samples(10**6) == pytest.approx(Z_DEFAULT, abs=1e-3)
+    assert z_for_samples(30, z=2.0) == pytest.approx(t.isf(norm.sf(2.0), 29))
+
+
+@pytest.mark.parametrize("bad", [1, 0, 2.5, True, "16"])
+def test_z_for_samples_rejects_bad_n(bad):
+    from w2sg_utils.checks import z_for_samples
+
+    with pytest.raises(ValueError, match="n:"):
+        z_for_samples(bad)
