@@ -190,6 +190,24 @@ def _orders(n, batch_size, epochs, seed):
             yield perm[s: s + batch_size]
 
 
+def _start_training(model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr,
+                    batch_size, epochs, device, seed, max_steps):
+    """Shared set-up of both training loops: tokens, optimiser, the seeded minibatch order."""
+    import torch
+
+    ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
+    torch.manual_seed(seed)
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    batches = list(_orders(len(y), batch_size, epochs, seed))
+    if max_steps is not None:
+        _check_pos_int("max_steps", max_steps)
+        batches = batches[:max_steps]
+    Y = torch.tensor(y, dtype=torch.float32)
+    stats = {"steps": 0, "pairs": 0, "tokens": 0, "loss": float("nan")}
+    return ids_a, ids_b, _pad_id(tokenizer), opt, batches, Y, stats
+
+
 def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Callable, *,
                        lr: float = 1e-5, batch_size: int = 32, micro_batch_size: int = 8,
                        epochs: int = 2, max_length: int = 1024, device: str = "cpu",
@@ -208,17 +226,9 @@ def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Cal
 
     y = _common_checks(len(text_a), targets, batch_size, epochs, lr, device, bf16)
     _check_pos_int("micro_batch_size", micro_batch_size)
-    ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
-    pad = _pad_id(tokenizer)
-    torch.manual_seed(seed)
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    batches = list(_orders(len(y), batch_size, epochs, seed))
-    if max_steps is not None:
-        _check_pos_int("max_steps", max_steps)
-        batches = batches[:max_steps]
-    Y = torch.tensor(y, dtype=torch.float32)
-    stats = {"steps": 0, "pairs": 0, "tokens": 0, "loss": float("nan")}
+    ids_a, ids_b, pad, opt, batches, Y, stats = _start_training(
+        model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr, batch_size,
+        epochs, device, seed, max_steps)
     for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (fast)")):
         idx = sorted(idx, key=lambda i: max(len(ids_a[i]), len(ids_b[i])))
         opt.zero_grad(set_to_none=True)
@@ -248,21 +258,12 @@ def train_reward_model_paper(model, tokenizer, text_a, text_b, targets, objectiv
     """Baseline: the released code's loop, one pair per forward pass, ``batch_size``
     accumulation steps per update, fp32. Same seeded order as :func:`train_reward_model`.
     """
-    import torch
     from tqdm import tqdm
 
     y = _common_checks(len(text_a), targets, batch_size, epochs, lr, device, False)
-    ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
-    pad = _pad_id(tokenizer)
-    torch.manual_seed(seed)
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    batches = list(_orders(len(y), batch_size, epochs, seed))
-    if max_steps is not None:
-        _check_pos_int("max_steps", max_steps)
-        batches = batches[:max_steps]
-    Y = torch.tensor(y, dtype=torch.float32)
-    stats = {"steps": 0, "pairs": 0, "tokens": 0, "loss": float("nan")}
+    ids_a, ids_b, pad, opt, batches, Y, stats = _start_training(
+        model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr, batch_size,
+        epochs, device, seed, max_steps)
     for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (paper)")):
         opt.zero_grad(set_to_none=True)
         total = 0.0
