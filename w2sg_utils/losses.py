@@ -353,6 +353,17 @@ def _confidence(y: torch.Tensor, binary: bool) -> torch.Tensor:
     return y.max(dim=-1).values - 1.0 / y.shape[-1]
 
 
+class _SmoothedLabels(Objective):
+    """Base of the reverse objectives: the option ``eps`` smooths the teacher's label,
+    ``y_eps = y (1 - eps) + eps / K``, with ``0 <= eps < 1``."""
+
+    options = ("eps",)
+
+    def __init__(self, eps: float = DEFAULT_EPS, **kw):
+        super().__init__(**kw)
+        self.eps = _check_real(eps, "eps", 0.0, 1.0, hi_open=True)
+
+
 class ForwardCE(Objective):
     """Forward cross-entropy ``CE(y, p) = -sum_k y_k log p_k`` (claims C7, C8).
 
@@ -366,7 +377,7 @@ class ForwardCE(Objective):
         return _forward_ce(F.log_softmax(z, dim=-1), y)
 
 
-class ReverseCE(Objective):
+class ReverseCE(_SmoothedLabels):
     """Reverse cross-entropy ``RCE(p, y_eps) = -sum_k p_k log y_eps,k`` (claims C7, C8).
 
     Binary: ``-[s log y_eps + (1 - s) log(1 - y_eps)]``, gradient
@@ -374,12 +385,6 @@ class ReverseCE(Objective):
     """
 
     name = "reverse_bce"
-    options = ("eps",)
-
-    def __init__(self, eps: float = DEFAULT_EPS, **kw):
-        super().__init__(**kw)
-        self.eps = _check_real(eps, "eps", 0.0, 1.0, hi_open=True)
-
     def _per_example(self, z, y, binary, progress):
         return _reverse_ce(torch.softmax(z, dim=-1), _log_smoothed(y, self.eps, None, self.name))
 
@@ -393,16 +398,10 @@ class ForwardKL(Objective):
         return _forward_ce(F.log_softmax(z, dim=-1), y) - _entropy_labels(y)
 
 
-class ReverseKL(Objective):
+class ReverseKL(_SmoothedLabels):
     """Reverse KL ``KL(p || y_eps) = sum_k p_k (log p_k - log y_eps,k) = RCE - H(p)`` (C7)."""
 
     name = "reverse_kl"
-    options = ("eps",)
-
-    def __init__(self, eps: float = DEFAULT_EPS, **kw):
-        super().__init__(**kw)
-        self.eps = _check_real(eps, "eps", 0.0, 1.0, hi_open=True)
-
     def _per_example(self, z, y, binary, progress):
         logp = F.log_softmax(z, dim=-1)
         return (logp.exp() * (logp - _log_smoothed(y, self.eps, None, self.name))).sum(dim=-1)
