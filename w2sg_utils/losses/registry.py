@@ -1,0 +1,119 @@
+"""The objective registry :func:`get_objective`: names, aliases and families
+(claims C7-C9, Chapter 4)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from .auxiliary import AuxConfidence, EntropyLoss, LogConf, ProductLoss, WindowLoss
+from .base import OBJECTIVE_FAMILIES, Objective
+from .objectives import CACE, ForwardCE, ForwardKL, QuanCACE, ReverseCE, ReverseKL, SymmetricLoss
+
+_ALIASES = {
+    "bce": "bce",
+    "ce": "bce",
+    "xent": "bce",
+    "forward_ce": "bce",
+    "reverse_bce": "reverse_bce",
+    "rce": "reverse_bce",
+    "reverse_ce": "reverse_bce",
+    "kl": "kl",
+    "reverse_kl": "reverse_kl",
+    "aux": "aux",
+    "logconf": "logconf",
+    "product": "product",
+    "entropy": "entropy",
+    "window": "window",
+}
+
+_NUM = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_RE_CACE = re.compile(rf"^cace_(?P<c>{_NUM})$", re.IGNORECASE)
+_RE_QUAN = re.compile(r"^quan_cace_(?P<k>\d+)$", re.IGNORECASE)
+_RE_SL = re.compile(rf"^sl_a(?P<a>{_NUM})_b(?P<b>{_NUM})$", re.IGNORECASE)
+
+
+_SIMPLE: dict[str, Callable[..., Objective]] = {
+    "bce": ForwardCE,
+    "reverse_bce": ReverseCE,
+    "kl": ForwardKL,
+    "reverse_kl": ReverseKL,
+    "aux": AuxConfidence,
+    "logconf": LogConf,
+    "product": ProductLoss,
+    "entropy": EntropyLoss,
+    "window": WindowLoss,
+}
+
+
+def _allowed(cls) -> tuple[str, ...]:
+    return tuple(cls.options) + ("reduction", "validate")
+
+
+def _check_options(cls, options: dict, name: str) -> None:
+    bad = sorted(set(options) - set(_allowed(cls)))
+    if bad:
+        raise ValueError(
+            f"options: {bad} not accepted by objective {name!r}; valid options are "
+            f"{sorted(_allowed(cls))}"
+        )
+
+
+def _unknown(name) -> ValueError:
+    listing = "; ".join(f"{k}: {v}" for k, v in OBJECTIVE_FAMILIES.items())
+    return ValueError(f"name: unknown objective {name!r}. Valid names: {listing}")
+
+
+def get_objective(name: str, **options) -> Objective:
+    """Build a fresh objective from its name (claims C7-C9; see the module docstring).
+
+    ``name`` is one of ``bce`` (``ce``, ``xent``, ``forward_ce``), ``reverse_bce``
+    (``rce``, ``reverse_ce``), ``kl``, ``reverse_kl``, ``CACE_<c>``, ``Quan_CACE_<k>``,
+    ``SL_a<alpha>_b<beta>``, ``aux``, ``logconf``, ``product``, ``entropy``, ``window``
+    (case-insensitive); the family names ``CACE``, ``Quan_CACE`` and ``SL`` may instead
+    take ``c``, ``k`` or ``alpha``/``beta`` as options. Options: ``eps`` (reverse terms),
+    ``buffer_size`` (quantile objectives), ``aux_coef``/``warmup_frac`` (``aux``,
+    ``logconf``, ``entropy``), ``detach`` (``entropy``), ``alpha``/``beta``
+    (``product``), ``radius`` (``window``), and for all ``reduction`` (``"mean"``,
+    ``"sum"``, ``"none"``) and ``validate`` (input checks, default True).
+    Unknown or malformed names and out-of-range values raise ``ValueError``.
+    The returned object's ``name`` is canonical (e.g. ``"CACE_0.1"``).
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"name: expected a string, got {type(name).__name__} {name!r}")
+    key = name.strip()
+    low = key.lower()
+    if low in _ALIASES:
+        cls = _SIMPLE[_ALIASES[low]]
+        _check_options(cls, options, key)
+        return cls(**options)
+    # families, with the parameter in the name or as an option
+    families = {"cace": (("c",), "CACE_<c> with c a number in [0, 1], e.g. CACE_0.1"),
+                "quan_cace": (("k",), "Quan_CACE_<k> with k an integer in 0..10, e.g. Quan_CACE_5"),
+                "sl": (("alpha", "beta"), "SL_a<alpha>_b<beta> with alpha, beta >= 0, e.g. SL_a1_b0.1")}
+    if low in families:
+        params, pattern = families[low]
+        missing = [p for p in params if p not in options]
+        if missing:
+            raise ValueError(
+                f"name: objective family {key!r} needs {missing} as options, or use the "
+                f"form {pattern}"
+            )
+        given = {p: options.pop(p) for p in params}
+    elif m := _RE_CACE.match(key):
+        low, given = "cace", {"c": float(m["c"])}
+    elif m := _RE_QUAN.match(key):
+        low, given = "quan_cace", {"k": int(m["k"])}
+    elif m := _RE_SL.match(key):
+        low, given = "sl", {"alpha": float(m["a"]), "beta": float(m["b"])}
+    else:
+        for prefix, (_, pattern) in families.items():
+            if low.startswith(prefix + "_"):
+                raise ValueError(f"name: malformed objective name {name!r}; expected {pattern}")
+        raise _unknown(name)
+    cls = {"cace": CACE, "quan_cace": QuanCACE, "sl": SymmetricLoss}[low]
+    dup = sorted(set(given) & set(options))
+    if dup:
+        raise ValueError(f"options: {dup} given both in the name {name!r} and as options")
+    _check_options(cls, options, key)
+    return cls(**given, **options)
