@@ -34,7 +34,7 @@ build/lint/%.py: notebooks/%.md $(STAMP)
 ipynb: $(IPYNB)
 
 lint: $(STAMP) $(LINTPY)
-	$(BIN)/ruff check w2sg_utils tests benchmarks build/lint
+	$(BIN)/ruff check w2sg_utils tests benchmarks book/_ext build/lint
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest tests

@@ -1,0 +1,160 @@
+"""The claims ledger: each chapter records the outcome of its checks as it executes.
+
+How to record a check (every chapter; one call right after the check's assertions, in
+the same code cell, so that nothing is recorded when the check fails):
+
+.. code-block:: python
+
+    from w2sg_utils.ledger import record
+
+    record("C1", "lem-bias-variance", "ch01-mc-decomposition", "passed",
+           number=f"max |z| = {max_z:.2f}",
+           text="Monte Carlo E D(Y, V) = noise + bias + variance, five divergences")
+
+Arguments, all checked (``ValueError`` naming the argument):
+
+- ``claim``: one of ``"C1"`` ... ``"C9"`` (:data:`CLAIMS`, the book's claims page).
+- ``statement``: the ``:label:`` of the theorem, lemma, proposition, corollary or
+  definition the check is about (``thm-...``, ``lem-...``; a ``sec-...`` label where
+  the claim has no formal statement). The build links it and fails on an unknown label.
+- ``check``: an id for this check, unique in the whole book (``chNN-what``); the build
+  puts the anchor ``#check-<id>`` on the cell that made the record, and the ledger links
+  to it.
+- ``status``: ``"passed"`` (asserted, and the assertion held), ``"measured"`` (measured
+  and reported, not asserted) or ``"not available"`` (the exact statement of the paper is
+  not available; we checked our own formalization).
+- ``number``: the key number measured (a float, printed with 4 significant digits, or a
+  short string such as ``"gain 0.031 nats"``).
+- ``text``: one short sentence saying what was checked (at most 160 characters).
+
+Where records go: :func:`record` *displays* the record as the cell's output (an HTML
+line carrying the record as JSON, with a plain-text fallback) and writes no file. The
+executed chapter therefore carries its own records: the build (``book/_ext/w2sg_ledger.py``)
+collects them from the rendered outputs of each chapter, cached or freshly executed, and
+renders the ledger page from them (claim, statement, check, status, key number). A
+papermill or nbval run with other seeds only adds an output line to its own copy; it
+cannot touch the book's ledger. Do not call :func:`record` in a cell tagged
+``remove-output`` (its output, and so the record, would be dropped).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+
+__all__ = ["CLAIMS", "STATUSES", "Record", "record", "make_record", "to_html", "parse_html"]
+
+# Short titles of the claims; the claims page (book/claims.md) states each in full.
+CLAIMS = {
+    "C1": "Generalized bias-variance decomposition",
+    "C2": "Pointwise gain identity",
+    "C3": "Expected misfit theorem, without convexity",
+    "C4": "Posterior mean, not mimicry",
+    "C5": "Non-convex student classes",
+    "C6": "Random-features ridge regression",
+    "C7": "Cross-entropy: reverse-KL misfit and student entropy",
+    "C8": "Reverse cross-entropy and teacher uncertainty",
+    "C9": "Experiments on real preference data",
+}
+
+# status keyword -> what the ledger prints
+STATUSES = {
+    "passed": "passed",
+    "measured": "measured (not asserted)",
+    "not available": "exact statement not available",
+}
+
+MARKER = "data-w2sg-ledger"
+_LABEL = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
+_CHECK = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_RECORD_HTML = re.compile(MARKER + r'="([^"]*)"')
+MAX_TEXT = 160
+
+
+@dataclass(frozen=True)
+class Record:
+    """One check's outcome, as the ledger page shows it (see the module docstring)."""
+
+    claim: str
+    statement: str
+    check: str
+    status: str
+    number: str
+    text: str
+
+    @property
+    def status_text(self) -> str:
+        """The status as the ledger prints it."""
+        return STATUSES[self.status]
+
+
+def _format_number(number) -> str:
+    if isinstance(number, bool):
+        raise ValueError(f"number: a float or a short string, got {number!r}")
+    if isinstance(number, str):
+        if not number.strip() or len(number) > 60:
+            raise ValueError(f"number: a non-empty string of at most 60 characters, got {number!r}")
+        return number.strip()
+    try:
+        value = float(number)
+    except (TypeError, ValueError):
+        raise ValueError(f"number: a float or a short string, got {number!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"number: must be finite, got {number!r}")
+    return f"{value:.4g}"
+
+
+def make_record(claim, statement, check, status, number, text) -> Record:
+    """Validate the arguments of :func:`record` and return the :class:`Record`."""
+    if claim not in CLAIMS:
+        raise ValueError(f"claim: one of {', '.join(CLAIMS)}, got {claim!r}")
+    if not isinstance(statement, str) or not _LABEL.match(statement):
+        raise ValueError(f"statement: a label such as 'thm-misfit-gain', got {statement!r}")
+    if not isinstance(check, str) or not _CHECK.match(check) or len(check) > 60:
+        raise ValueError(f"check: a short id of lower-case words joined by '-', got {check!r}")
+    if status not in STATUSES:
+        raise ValueError(f"status: one of {', '.join(map(repr, STATUSES))}, got {status!r}")
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+        raise ValueError(f"text: one sentence of at most {MAX_TEXT} characters, got {text!r}")
+    return Record(claim, statement, check, status, _format_number(number), " ".join(text.split()))
+
+
+def to_html(rec: Record) -> str:
+    """The HTML line that carries ``rec``: the JSON in an attribute, a short visible text."""
+    payload = html.escape(json.dumps(asdict(rec), sort_keys=True), quote=True)
+    shown = html.escape(f"Ledger: {rec.claim}, {rec.status_text}: {rec.number}")
+    return f'<p class="w2sg-ledger-record" {MARKER}="{payload}">{shown}</p>'
+
+
+def parse_html(text: str) -> list[Record]:
+    """Every record carried by an HTML string (the inverse of :func:`to_html`).
+
+    The build calls this on the rendered outputs of each chapter; records are validated
+    again, so a hand-edited or stale output cannot put an invalid row in the ledger.
+    """
+    out = []
+    for payload in _RECORD_HTML.findall(text):
+        fields = json.loads(html.unescape(payload))
+        out.append(make_record(**fields))
+    return out
+
+
+def record(claim: str, statement: str, check: str, status: str, number, text: str) -> None:
+    """Record one check's outcome in the claims ledger (see the module docstring).
+
+    Validates the arguments, then displays the record as this cell's output (HTML for
+    the book, plain text elsewhere). Returns nothing, so that a call at the end of a cell
+    adds no ``Out[]`` line; :func:`make_record` builds the same record without display.
+    """
+    rec = make_record(claim, statement, check, status, number, text)
+    plain = f"ledger: {rec.claim} {rec.statement} {rec.check} [{rec.status_text}] {rec.number}"
+    from IPython import get_ipython
+    from IPython.display import display
+
+    if get_ipython() is None:  # a plain Python script: say it, nothing to display
+        print(plain)
+        return
+    display({"text/html": to_html(rec), "text/plain": plain}, raw=True)
