@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from scipy.special import log_softmax, logsumexp
 
+from ._common import check_int, non_negative, positive, positive_int, torch_threads
 from .losses import Objective
 
 __all__ = [
@@ -36,21 +37,6 @@ __all__ = [
     "entropy",
     "min_entropy",
 ]
-
-
-def _pos_int(v, name: str, lo: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name}: must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
-def _pos_real(v, name: str, lo: float = 0.0, strict: bool = True) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name}: expected a real number, got {v!r}")
-    v = float(v)
-    if not math.isfinite(v) or v < lo or (strict and v == lo):
-        raise ValueError(f"{name}: must be a finite number {'>' if strict else '>='} {lo}, got {v!r}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -78,7 +64,7 @@ class GaussianTask:
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``n`` i.i.d. examples: ``y``, ``x``, the noisy weak view ``x_weak`` and its clean
         version ``x_weak_clean = x[:, :d_w]`` (used only for the posterior-mean teacher)."""
-        n = _pos_int(n, "n")
+        n = positive_int(n, "n")
         y = rng.integers(0, self.n_classes, size=n)
         x = self.means[y] + rng.standard_normal((n, self.dim))
         clean = x[:, : self.weak_dim]
@@ -91,13 +77,13 @@ def make_gaussian_task(n_classes: int = 3, dim: int = 10, weak_dim: int = 3,
                        rng: np.random.Generator | None = None) -> GaussianTask:
     """Draw class means ``mu_k ~ N(0, separation^2 / dim * I_d)`` (so ``|mu_k - mu_j|`` is
     about ``sqrt(2) * separation``); the teacher sees the first ``weak_dim`` coordinates."""
-    n_classes = _pos_int(n_classes, "n_classes", 2)
-    dim = _pos_int(dim, "dim", 1)
-    weak_dim = _pos_int(weak_dim, "weak_dim", 1)
+    n_classes = check_int(n_classes, "n_classes", 2)
+    dim = positive_int(dim, "dim")
+    weak_dim = positive_int(weak_dim, "weak_dim")
     if weak_dim > dim:
         raise ValueError(f"weak_dim: must be <= dim = {dim}, got {weak_dim}")
-    separation = _pos_real(separation, "separation")
-    weak_noise = _pos_real(weak_noise, "weak_noise", strict=False)
+    separation = positive(separation, "separation")
+    weak_noise = non_negative(weak_noise, "weak_noise")
     rng = np.random.default_rng() if rng is None else rng
     means = rng.standard_normal((n_classes, dim)) * separation / math.sqrt(dim)
     return GaussianTask(means=means, weak_dim=weak_dim, weak_noise=weak_noise)
@@ -133,16 +119,12 @@ def train_linear(u, targets, objective: Objective, *, epochs: int = 20, batch_si
     if u.ndim != 2 or t.ndim != 2 or u.shape[0] != t.shape[0]:
         raise ValueError(f"targets: expected shape (n, K) matching u (n, d); got {tuple(t.shape)}, "
                          f"{tuple(u.shape)}")
-    epochs = _pos_int(epochs, "epochs")
-    batch_size = _pos_int(batch_size, "batch_size", 2)
-    lr = _pos_real(lr, "lr")
-    l2 = _pos_real(l2, "l2", strict=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: threads only add overhead
-    try:
+    epochs = positive_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size", 2)
+    lr = positive(lr, "lr")
+    l2 = non_negative(l2, "l2")
+    with torch_threads(1):  # tiny matrices: threads only add overhead
         return _train_linear(u, t, objective, epochs, batch_size, lr, l2, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_linear(u, t, objective, epochs, batch_size, lr, l2, seed) -> LinearClassifier:

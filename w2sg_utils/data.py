@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import positive_int
+
 __all__ = [
     "SPLITS",
     "HH_ROWS",
@@ -254,8 +256,7 @@ def make_pairwise(rows: list[dict], seed: int, name: str = "pairs") -> PairDatas
 def _check_size(name: str, n, available: int) -> int:
     if n is None:
         return available
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{name}: must be a positive integer, got {n!r}")
+    n = positive_int(n, name)
     if n > available:
         raise ValueError(f"{name}: {n} exceeds the {available} rows available")
     return int(n)

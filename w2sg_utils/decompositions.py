@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._common import sample_weights
 from .divergences import (
     BregmanDivergence,
-    _check_broadcast,
-    _rowsum,
-    _sample_weights,
+    check_broadcast,
     get_divergence,
+    rowsum,
 )
 
 __all__ = [
@@ -69,12 +69,6 @@ class BiasVariance:
         }
 
 
-def _weights_or_uniform(weights, n: int, name: str) -> np.ndarray:
-    if weights is None:
-        return np.full(n, 1.0 / n)
-    return _sample_weights(weights, n, name)
-
-
 def _wmean(arr: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Weighted mean over axis 0."""
     return np.tensordot(w, arr, axes=(0, 0))
@@ -92,20 +86,20 @@ def expected_loss(
     Y = div.validate(targets, "targets", "target")
     V = div.validate(predictions, "predictions", "prediction")
     _check_samples(Y, V)
-    wy = _weights_or_uniform(target_weights, Y.shape[0], "target_weights")
-    wv = _weights_or_uniform(prediction_weights, V.shape[0], "prediction_weights")
-    return _expected_loss(div, Y, V, wy, wv, div._grad(V))
+    wy = sample_weights(target_weights, Y.shape[0], "target_weights")
+    wv = sample_weights(prediction_weights, V.shape[0], "prediction_weights")
+    return _expected_loss(div, Y, V, wy, wv, div.raw_grad(V))
 
 
 def _expected_loss(div, Y, V, wy, wv, gV) -> np.ndarray:
     """Unvalidated core of :func:`expected_loss`, given ``gV = grad phi(V)``."""
     ybar = _wmean(Y, wy)
     with np.errstate(invalid="ignore"):
-        gv_dot_v = _rowsum(np.where(V == 0, 0.0, gV * V))
+        gv_dot_v = rowsum(np.where(V == 0, 0.0, gV * V))
     return (
-        _wmean(div._phi(Y), wy)
-        - _wmean(div._phi(V), wv)
-        - _rowsum(_wmean(gV, wv) * ybar)
+        _wmean(div.raw_phi(Y), wy)
+        - _wmean(div.raw_phi(V), wv)
+        - rowsum(_wmean(gV, wv) * ybar)
         + _wmean(gv_dot_v, wv)
     )
 
@@ -158,14 +152,14 @@ def bias_variance_decomposition(
     Y = div.validate(targets, "targets", "target")
     V = div.validate(predictions, "predictions", "prediction")
     _check_samples(Y, V)
-    wy = _weights_or_uniform(target_weights, Y.shape[0], "target_weights")
-    wv = _weights_or_uniform(prediction_weights, V.shape[0], "prediction_weights")
+    wy = sample_weights(target_weights, Y.shape[0], "target_weights")
+    wv = sample_weights(prediction_weights, V.shape[0], "prediction_weights")
     ybar = _wmean(Y, wy)
-    gV = div._grad(V)
-    vdual = div._grad_inv(_wmean(gV, wv))
-    noise = _wmean(div._divergence(Y, ybar[None]), wy)
-    bias = div._divergence(ybar, vdual)
-    variance = _wmean(div._divergence(vdual[None], V), wv)
+    gV = div.raw_grad(V)
+    vdual = div.raw_grad_inv(_wmean(gV, wv))
+    noise = _wmean(div.raw_divergence(Y, ybar[None]), wy)
+    bias = div.raw_divergence(ybar, vdual)
+    variance = _wmean(div.raw_divergence(vdual[None], V), wv)
     loss = _expected_loss(div, Y, V, wy, wv, gV)
     return BiasVariance(noise, bias, variance, loss, ybar, vdual)
 
@@ -211,10 +205,10 @@ def gain_identity(divergence: str | BregmanDivergence, y, f_s, f_w) -> GainIdent
     f_s = div.validate(f_s, "f_s", "prediction")
     f_w = div.validate(f_w, "f_w", "prediction")
     for a, b, names in ((y, f_s, ("y", "f_s")), (y, f_w, ("y", "f_w"))):
-        _check_broadcast(a, b, names)
-    risk_w = div._divergence(y, f_w)
-    risk_s = div._divergence(y, f_s)
-    misfit = div._divergence(f_s, f_w)
-    cross = _rowsum((y - f_s) * (div._grad(f_s) - div._grad(f_w)))
+        check_broadcast(a, b, names)
+    risk_w = div.raw_divergence(y, f_w)
+    risk_s = div.raw_divergence(y, f_s)
+    misfit = div.raw_divergence(f_s, f_w)
+    cross = rowsum((y - f_s) * (div.raw_grad(f_s) - div.raw_grad(f_w)))
     return GainIdentity(risk_w, risk_s, misfit, cross)
 

@@ -23,6 +23,18 @@ The dual mean of a random prediction ``V`` is ``(grad phi)^{-1}(E grad phi(V))``
 mean log-probabilities (normalised geometric mean) for ``kl``, sigmoid of the mean
 logit for ``binary_kl``, geometric mean for ``i_divergence`` and harmonic mean for
 ``itakura_saito``.
+
+Trusted-input API (for the theory modules: :mod:`decompositions`, :mod:`misfit`,
+:mod:`enumeration`). The public methods validate every argument. Code that has already
+validated its arrays once (with :meth:`BregmanDivergence.validate` and
+:func:`check_broadcast`) and then evaluates the maps many times calls the ``raw_``
+methods, which skip the checks: :meth:`~BregmanDivergence.raw_phi`,
+:meth:`~BregmanDivergence.raw_divergence`, :meth:`~BregmanDivergence.raw_grad`,
+:meth:`~BregmanDivergence.raw_grad_inv`, with the helpers :func:`as_float` (float64
+array, NaN rejected, error naming the argument), :func:`rowsum` (fast sum over the
+coordinate axis) and :func:`check_broadcast`. Subclasses implement the underscored
+methods ``_phi``, ``_grad``, ``_grad_inv``, ``_check`` (and optionally a stabler
+``_divergence``); nothing outside this module calls them.
 """
 
 from __future__ import annotations
@@ -31,6 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit, log_softmax, logit, softmax
+
+from ._common import sample_weights
 
 __all__ = [
     "BregmanDivergence",
@@ -42,12 +56,15 @@ __all__ = [
     "DIVERGENCES",
     "get_divergence",
     "kl_from_logits",
+    "as_float",
+    "rowsum",
+    "check_broadcast",
 ]
 
 SIMPLEX_ATOL = 1e-8
 
 
-def _as_float(x, name: str) -> np.ndarray:
+def as_float(x, name: str) -> np.ndarray:
     """Convert to a float64 array and reject NaN with an error naming ``name``."""
     try:
         arr = np.asarray(x, dtype=np.float64)
@@ -73,13 +90,13 @@ def xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rowsum(a: np.ndarray) -> np.ndarray:
+def rowsum(a: np.ndarray) -> np.ndarray:
     """Sum over the last axis; a matrix-vector product is much faster than ``sum(-1)``
     for the short coordinate axes used here."""
     return a @ np.ones(a.shape[-1])
 
 
-def _check_broadcast(u: np.ndarray, v: np.ndarray, names: tuple[str, str]) -> None:
+def check_broadcast(u: np.ndarray, v: np.ndarray, names: tuple[str, str]) -> None:
     if u.shape[-1] != v.shape[-1]:
         raise ValueError(
             f"{names[1]}: last (coordinate) axis has length {v.shape[-1]}, "
@@ -119,12 +136,29 @@ class BregmanDivergence:
 
     def _divergence(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         # Generic definition; subclasses override with a stabler closed form.
-        return self._phi(u) - self._phi(v) - _rowsum(self._grad(v) * (u - v))
+        return self._phi(u) - self._phi(v) - rowsum(self._grad(v) * (u - v))
+
+    # ---- trusted-input API (arguments already validated; see the module docstring)
+    def raw_phi(self, u: np.ndarray) -> np.ndarray:
+        """``phi(u)`` reduced over the last axis, for a validated float64 ``u``."""
+        return self._phi(u)
+
+    def raw_divergence(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``D_phi(u, v)`` (target first) for validated, broadcastable float64 arrays."""
+        return self._divergence(u, v)
+
+    def raw_grad(self, u: np.ndarray) -> np.ndarray:
+        """``grad phi(u)`` for a validated float64 ``u`` (same shape)."""
+        return self._grad(u)
+
+    def raw_grad_inv(self, theta: np.ndarray) -> np.ndarray:
+        """``(grad phi)^{-1}(theta)`` for a float64 ``theta`` (same shape)."""
+        return self._grad_inv(theta)
 
     # ---- public API ------------------------------------------------------------
     def validate(self, u, name: str = "u", role: str = "prediction") -> np.ndarray:
         """Return ``u`` as float64 after checking its domain; ``ValueError`` names it."""
-        arr = _as_float(u, name)
+        arr = as_float(u, name)
         self._check(arr, name, role)
         return arr
 
@@ -138,7 +172,7 @@ class BregmanDivergence:
 
     def grad_inv(self, theta, name: str = "theta") -> np.ndarray:
         """The inverse gradient map: the point whose ``grad phi`` is ``theta``."""
-        return self._grad_inv(_as_float(theta, name))
+        return self._grad_inv(as_float(theta, name))
 
     def __call__(self, u, v, names: tuple[str, str] = ("u", "v")) -> np.ndarray:
         """``D_phi(u, v)`` with the target ``u`` first, reduced over the last axis."""
@@ -148,7 +182,7 @@ class BregmanDivergence:
         """``D_phi(u, v)`` with the target ``u`` first, reduced over the last axis."""
         u = self.validate(u, names[0], "target")
         v = self.validate(v, names[1], "prediction")
-        _check_broadcast(u, v, names)
+        check_broadcast(u, v, names)
         return self._divergence(u, v)
 
     def dual_mean(self, values, axis: int = 0, weights=None, name: str = "values") -> np.ndarray:
@@ -165,7 +199,7 @@ class BregmanDivergence:
         if weights is None:
             mean_g = g.mean(axis=ax)
         else:
-            w = _sample_weights(weights, values.shape[ax], "weights")
+            w = sample_weights(weights, values.shape[ax], "weights")
             mean_g = np.tensordot(w, np.moveaxis(g, ax, 0), axes=(0, 0))
         return self._grad_inv(mean_g)
 
@@ -177,16 +211,7 @@ class BregmanDivergence:
         a = self.validate(a, "a", "target")
         b = self.validate(b, "b", "prediction")
         c = self.validate(c, "c", "prediction")
-        return _rowsum((a - b) * (self._grad(b) - self._grad(c)))
-
-
-def _sample_weights(weights, n: int, name: str) -> np.ndarray:
-    w = _as_float(weights, name)
-    if w.shape != (n,):
-        raise ValueError(f"{name}: expected shape ({n},), got {w.shape}")
-    if (w < 0).any() or abs(w.sum() - 1.0) > 1e-9:
-        raise ValueError(f"{name}: must be non-negative and sum to one (sum={w.sum():.6g})")
-    return w
+        return rowsum((a - b) * (self._grad(b) - self._grad(c)))
 
 
 @dataclass(frozen=True)
@@ -201,7 +226,7 @@ class SquaredError(BregmanDivergence):
             raise ValueError(f"{name}: contains infinite values")
 
     def _phi(self, u):
-        return _rowsum(u * u)
+        return rowsum(u * u)
 
     def _grad(self, u):
         return 2.0 * u
@@ -210,7 +235,7 @@ class SquaredError(BregmanDivergence):
         return theta / 2.0
 
     def _divergence(self, u, v):
-        return _rowsum((u - v) ** 2)
+        return rowsum((u - v) ** 2)
 
 
 @dataclass(frozen=True)
@@ -230,7 +255,7 @@ class KLSimplex(BregmanDivergence):
     def _check(self, u, name, role):
         if u.size and u.min() < 0:
             raise ValueError(f"{name}: probabilities must be non-negative")
-        s = _rowsum(u)
+        s = rowsum(u)
         if np.abs(s - 1.0).max(initial=0.0) > SIMPLEX_ATOL * max(1, u.shape[-1]):
             raise ValueError(
                 f"{name}: each row must lie on the probability simplex (sum to 1 along the "
@@ -238,7 +263,7 @@ class KLSimplex(BregmanDivergence):
             )
 
     def _phi(self, u):
-        return _rowsum(xlogy(u, u))
+        return rowsum(xlogy(u, u))
 
     def _grad(self, u):
         with np.errstate(divide="ignore"):
@@ -249,27 +274,27 @@ class KLSimplex(BregmanDivergence):
 
     def _divergence(self, u, v):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return _rowsum(xlogy(u, u / v))
+            return rowsum(xlogy(u, u / v))
 
     def dual_mean_logits(self, logits, axis: int = 0, weights=None) -> np.ndarray:
         """Dual mean of predictions given as logits: softmax of the mean logits."""
-        z = _as_float(logits, "logits")
+        z = as_float(logits, "logits")
         if weights is None:
             return softmax(z.mean(axis=axis), axis=-1)
-        w = _sample_weights(weights, z.shape[axis], "weights")
+        w = sample_weights(weights, z.shape[axis], "weights")
         return softmax(np.tensordot(w, np.moveaxis(z, axis, 0), axes=(0, 0)), axis=-1)
 
 
 def kl_from_logits(logits_p, logits_q) -> np.ndarray:
     """``KL(softmax(logits_p) || softmax(logits_q))`` computed stably from logits (C1)."""
-    a = _as_float(logits_p, "logits_p")
-    b = _as_float(logits_q, "logits_q")
-    _check_broadcast(a, b, ("logits_p", "logits_q"))
+    a = as_float(logits_p, "logits_p")
+    b = as_float(logits_q, "logits_q")
+    check_broadcast(a, b, ("logits_p", "logits_q"))
     if np.isinf(a).any() or np.isinf(b).any():
         raise ValueError("logits_p/logits_q: logits must be finite")
     lp = log_softmax(a, axis=-1)
     lq = log_softmax(b, axis=-1)
-    return _rowsum(np.exp(lp) * (lp - lq))
+    return rowsum(np.exp(lp) * (lp - lq))
 
 
 @dataclass(frozen=True)
@@ -288,7 +313,7 @@ class BinaryKL(BregmanDivergence):
             raise ValueError(f"{name}: probabilities must lie in [0, 1]")
 
     def _phi(self, u):
-        return _rowsum(xlogy(u, u) + xlogy(1 - u, 1 - u))
+        return rowsum(xlogy(u, u) + xlogy(1 - u, 1 - u))
 
     def _grad(self, u):
         with np.errstate(divide="ignore"):
@@ -299,7 +324,7 @@ class BinaryKL(BregmanDivergence):
 
     def _divergence(self, u, v):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return _rowsum(
+            return rowsum(
                 xlogy(u, u / v) + xlogy(1 - u, (1 - u) / (1 - v))
             )
 
@@ -324,7 +349,7 @@ class IDivergence(BregmanDivergence):
             raise ValueError(f"{name}: contains infinite values")
 
     def _phi(self, u):
-        return _rowsum(xlogy(u, u) - u)
+        return rowsum(xlogy(u, u) - u)
 
     def _grad(self, u):
         return np.log(u)
@@ -334,7 +359,7 @@ class IDivergence(BregmanDivergence):
 
     def _divergence(self, u, v):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return _rowsum(xlogy(u, u / v) - u + v)
+            return rowsum(xlogy(u, u / v) - u + v)
 
 
 @dataclass(frozen=True)
@@ -355,7 +380,7 @@ class ItakuraSaito(BregmanDivergence):
             raise ValueError(f"{name}: contains infinite values")
 
     def _phi(self, u):
-        return -_rowsum(np.log(u))
+        return -rowsum(np.log(u))
 
     def _grad(self, u):
         return -1.0 / u
@@ -367,7 +392,7 @@ class ItakuraSaito(BregmanDivergence):
 
     def _divergence(self, u, v):
         r = u / v
-        return _rowsum(r - np.log(r) - 1.0)
+        return rowsum(r - np.log(r) - 1.0)
 
 
 DIVERGENCES: dict[str, BregmanDivergence] = {

@@ -19,11 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ._common import atomic_write, positive_int
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -235,16 +236,9 @@ class EmbeddingCache:
         hashes_arr = np.asarray(hashes, dtype="U64")
         emb = np.ascontiguousarray(emb, dtype=np.float32)
         name = "shard-" + hashlib.sha256("".join(hashes).encode()).hexdigest()[:16] + ".npz"
-        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, hashes=hashes_arr, emb=emb, key=np.asarray(self.key),
-                         checksum=np.asarray(self._checksum(hashes_arr, emb)))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.dir / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(self.dir / name, lambda f: np.savez(
+            f, hashes=hashes_arr, emb=emb, key=np.asarray(self.key),
+            checksum=np.asarray(self._checksum(hashes_arr, emb))))
         return self.dir / name
 
 
@@ -256,8 +250,7 @@ def embed_texts(texts, encoder: Encoder, cache: bool = True, progress: bool = Tr
     of ``shard_size`` texts, each written as a new shard as soon as it is done, so an
     interrupted run keeps the finished chunks.
     """
-    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
-        raise ValueError(f"shard_size: must be a positive integer, got {shard_size!r}")
+    shard_size = positive_int(shard_size, "shard_size")
     texts = list(texts)
     if not all(isinstance(t, str) for t in texts):
         raise ValueError("texts: must all be strings")

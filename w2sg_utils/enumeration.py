@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .divergences import _as_float, get_divergence
-from .misfit import _group_dual_means, _x_weights
+from ._common import sample_weights
+from .divergences import as_float, get_divergence
+from .misfit import _group_dual_means
 
 __all__ = ["enumerate_iid", "bregman_quantizer", "MAX_OUTCOMES"]
 
@@ -26,7 +27,7 @@ def enumerate_iid(probs, n: int) -> tuple[np.ndarray, np.ndarray]:
     each draw, in lexicographic order, and ``weights[j]`` is its probability (the product
     of ``probs``). Categories with zero probability are kept (weight 0).
     """
-    p = _as_float(probs, "probs")
+    p = as_float(probs, "probs")
     if p.ndim != 1 or (p < 0).any() or abs(p.sum() - 1.0) > 1e-9:
         raise ValueError("probs: must be a 1-D probability vector")
     if not isinstance(n, (int, np.integer)) or n < 1:
@@ -56,8 +57,8 @@ def bregman_quantizer(
     if v.ndim != 3:
         raise ValueError(f"values: expected shape (m, n, k), got {v.shape}")
     m = v.shape[0]
-    w = _x_weights(weights, m, "weights")
-    wx = _x_weights(x_weights, v.shape[1])
+    w = sample_weights(weights, m, "weights")
+    wx = sample_weights(x_weights, v.shape[1], "x_weights")
     if not isinstance(n_cells, (int, np.integer)) or n_cells < 1:
         raise ValueError(f"n_cells: must be a positive integer, got {n_cells!r}")
     support = np.flatnonzero(w > 0)
@@ -68,7 +69,7 @@ def bregman_quantizer(
     cells = np.full(m, -1)
     ws = w[support] / w[support].sum()
     for _ in range(n_iter):
-        dist = div._divergence(codebook[None], v[:, None]) @ wx  # (m, C)
+        dist = div.raw_divergence(codebook[None], v[:, None]) @ wx  # (m, C)
         used = np.unique(np.argmin(dist[support], axis=1))
         codebook = codebook[used]  # drop cells that no draw of positive weight uses
         new = np.argmin(dist[:, used], axis=1)

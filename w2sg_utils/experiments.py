@@ -30,7 +30,6 @@ import copy
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._common import (
+    atomic_write,
+    atomic_write_text,
+    non_negative,
+    positive,
+    positive_int,
+    torch_threads,
+)
 from .data import HH_ROWS, SPLITS, data_fingerprint, load_hh_helpful
 from .divergences import get_divergence
 from .models import sigmoid
@@ -218,24 +225,6 @@ def make_config(preset: str = "hh-minilm-cpu", full: bool = False, **overrides) 
     return cfg
 
 
-def _pos_int(name, v, upper=None):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name}: must be a positive integer, got {v!r}")
-    if upper is not None and v > upper:
-        raise ValueError(f"{name}: {v} exceeds the maximum {upper}")
-
-
-def _nonneg(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-        raise ValueError(f"{name}: must be a finite non-negative number, got {v!r}")
-
-
-def _positive(name, v):
-    _nonneg(name, v)
-    if v == 0:
-        raise ValueError(f"{name}: must be positive, got {v!r}")
-
-
 def validate_config(cfg: dict, check_objectives: bool = True) -> None:
     """Check every field before any work starts (ValueError naming the parameter)."""
     if cfg.get("backend") not in ("embedding", "causal_lm"):
@@ -244,7 +233,7 @@ def validate_config(cfg: dict, check_objectives: bool = True) -> None:
     if not isinstance(sizes, dict) or set(sizes) != set(SPLITS):
         raise ValueError(f"sizes: must give exactly the splits {SPLITS}, got {sizes!r}")
     for s in SPLITS:
-        _pos_int(f"sizes.{s}", sizes[s], HH_ROWS)
+        positive_int(sizes[s], f"sizes.{s}", HH_ROWS)
     if sizes["test"] < 2:
         raise ValueError("sizes.test: need at least 2 test pairs")
     seeds = cfg["seeds"]
@@ -266,44 +255,44 @@ def validate_config(cfg: dict, check_objectives: bool = True) -> None:
             except (ValueError, KeyError) as exc:
                 raise ValueError(f"objectives: unknown objective {o!r}; known: {known}") from exc
     t = cfg["teacher"]
-    _pos_int("teacher.n_labels", t["n_labels"])
+    positive_int(t["n_labels"], "teacher.n_labels")
     if t["n_labels"] > sizes["train_gt"]:
         raise ValueError(
             f"teacher.n_labels: {t['n_labels']} exceeds sizes.train_gt = {sizes['train_gt']}")
     if t["kind"] == "tfidf":
-        _positive("teacher.C", t["C"])
+        positive(t["C"], "teacher.C")
         if t["ngram_max"] not in (1, 2, 3):
             raise ValueError(f"teacher.ngram_max: 1, 2 or 3, got {t['ngram_max']!r}")
     elif t["kind"] == "encoder":
-        _pos_int("teacher.num_layers", t["num_layers"])
-        _nonneg("teacher.l2", t["l2"])
+        positive_int(t["num_layers"], "teacher.num_layers")
+        non_negative(t["l2"], "teacher.l2")
     elif t["kind"] == "causal_lm":
         if cfg["backend"] != "causal_lm":
             raise ValueError("teacher.kind: 'causal_lm' needs a causal_lm preset")
         if not isinstance(t["model"], str) or not t["model"]:
             raise ValueError(f"teacher.model: a hub id or folder, got {t['model']!r}")
-        _positive("teacher.lr", t["lr"])
+        positive(t["lr"], "teacher.lr")
         for k in ("batch_size", "micro_batch_size", "epochs", "max_length"):
-            _pos_int(f"teacher.{k}", t[k])
+            positive_int(t[k], f"teacher.{k}")
     else:
         raise ValueError(f"teacher.kind: 'tfidf', 'encoder' or 'causal_lm', got {t['kind']!r}")
     st = cfg["strong"]
-    _nonneg("strong.l2", st["l2"])
-    _positive("strong.lr", st["lr"])
+    non_negative(st["l2"], "strong.l2")
+    positive(st["lr"], "strong.lr")
     for k in ("batch_size", "epochs", "max_length"):
-        _pos_int(f"strong.{k}", st[k])
+        positive_int(st[k], f"strong.{k}")
     if cfg["backend"] == "embedding":
         if st["kind"] not in ("linear", "mlp"):
             raise ValueError(f"strong.kind: 'linear' or 'mlp', got {st['kind']!r}")
-        _pos_int("strong.hidden", st["hidden"])
+        positive_int(st["hidden"], "strong.hidden")
         if cfg["device"] != "cpu" and not str(cfg["device"]).startswith("cuda"):
             raise ValueError(f"device: 'cpu' or 'cuda[:k]', got {cfg['device']!r}")
     else:
-        _pos_int("strong.micro_batch_size", st["micro_batch_size"])
+        positive_int(st["micro_batch_size"], "strong.micro_batch_size")
         if not isinstance(st["model"], str) or not st["model"]:
             raise ValueError(f"strong.model: a hub id or folder, got {st['model']!r}")
     for v in cfg["l2_grid"]:
-        _nonneg("l2_grid", v)
+        non_negative(v, "l2_grid")
     if isinstance(cfg["ensemble_size"], bool) or not isinstance(cfg["ensemble_size"], int) \
             or cfg["ensemble_size"] < 0 or cfg["ensemble_size"] == 1:
         raise ValueError(f"ensemble_size: 0 (off) or an integer >= 2, got {cfg['ensemble_size']!r}")
@@ -408,7 +397,7 @@ class RunStore:
         if "run_id" in df and row["run_id"] in set(df["run_id"]):
             raise ValueError(f"run_id: {row['run_id']} is already in {self.csv}")
         new = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
-        _atomic_write_text(self.csv, new.to_csv(index=False))
+        atomic_write_text(self.csv, new.to_csv(index=False))
 
     def artifact_path(self, rid: str) -> Path:
         return self.root / "artifacts" / f"{rid}.npz"
@@ -425,16 +414,9 @@ class RunStore:
 
     def save_artifact(self, rid: str, **arrays) -> None:
         arrays = {k: np.asarray(v) for k, v in arrays.items()}
-        fd, tmp = tempfile.mkstemp(dir=self.root / "artifacts", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, __run_id=np.asarray(rid),
-                         __checksum=np.asarray(self._checksum(rid, arrays)), **arrays)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.artifact_path(rid))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(self.artifact_path(rid), lambda f: np.savez(
+            f, __run_id=np.asarray(rid), __checksum=np.asarray(self._checksum(rid, arrays)),
+            **arrays))
 
     def load_artifact(self, rid: str) -> dict | None:
         """The arrays of run ``rid``, or ``None`` if missing or invalid (never reused)."""
@@ -449,20 +431,6 @@ class RunStore:
         except Exception:  # noqa: BLE001 - unreadable means invalid
             return None
         return arrays if ok else None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ------------------------------------------------------------------------ metrics
@@ -630,7 +598,7 @@ def _load_lm(name, grad_ckpt, seed):
 
 
 def _train_lm(model, tok, ds, targets, objective, m, cfg, bk, seed):
-    from .training import torch_threads, train_reward_model
+    from .training import train_reward_model
 
     buf = m["batch_size"] if m["micro_batch_size"] < m["batch_size"] else None
     obj = _get_objective(objective, buf)
@@ -650,7 +618,7 @@ def _train_lm(model, tok, ds, targets, objective, m, cfg, bk, seed):
 
 
 def _predict_lm(model, tok, ds, m, cfg, bk):
-    from .training import reward_logits, torch_threads
+    from .training import reward_logits
 
     with torch_threads(m.get("num_threads")):
         return reward_logits(model, tok, ds.text_a, ds.text_b, max_length=m["max_length"],

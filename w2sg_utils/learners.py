@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .divergences import _as_float, get_divergence
+from ._common import torch_threads
+from .divergences import as_float, get_divergence
 
 __all__ = ["histogram_teacher", "fit_mlp_students"]
 
@@ -37,7 +38,7 @@ def histogram_teacher(x_idx, y, n_inputs: int, alpha: float = 1.0, n_classes: in
         raise ValueError(f"alpha: must be positive, got {alpha}")
     B, n = x_idx.shape
     if n_classes is None:
-        onehot_y = _as_float(y, "y")[..., None]
+        onehot_y = as_float(y, "y")[..., None]
         pooled = onehot_y.mean(axis=1, keepdims=True)
     else:
         y = np.asarray(y)
@@ -79,9 +80,9 @@ def fit_mlp_students(
     div = get_divergence(divergence)
     if div.name not in ("squared", "kl"):
         raise ValueError(f"divergence: only 'squared' and 'kl' are supported, got {div.name!r}")
-    x = _as_float(x_train, "x_train")
+    x = as_float(x_train, "x_train")
     lab = div.validate(labels, "labels", "target")
-    g = _as_float(grid, "grid")
+    g = as_float(grid, "grid")
     if x.ndim != 3 or lab.ndim != 3 or x.shape[:2] != lab.shape[:2]:
         raise ValueError(f"labels: expected shape (B, N, k) matching x_train {x.shape}, got {lab.shape}")
     if g.ndim != 2 or g.shape[1] != x.shape[2]:
@@ -109,12 +110,8 @@ def fit_mlp_students(
         return torch.tanh(inp @ params[0] + params[1]) @ params[2] + params[3]
 
     opt = torch.optim.Adam(params, lr=lr)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many tiny batched products: one thread is several times faster
-    try:
+    with torch_threads(1):  # many tiny batched products: one thread is several times faster
         _train(opt, params, forward, xt, yt, div.name, steps, weight_decay)
-    finally:
-        torch.set_num_threads(threads)
     with torch.no_grad():
         out = forward(torch.as_tensor(g).expand(B, -1, -1))
         if div.name == "kl":

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._common import sample_weights
 from .checks import mean_and_se
-from .divergences import BregmanDivergence, _as_float, get_divergence
+from .divergences import BregmanDivergence, as_float, get_divergence
 
 __all__ = [
     "risk",
@@ -42,17 +43,6 @@ __all__ = [
     "MisfitTheorem",
     "misfit_theorem",
 ]
-
-
-def _x_weights(x_weights, n: int, name: str = "x_weights") -> np.ndarray:
-    if x_weights is None:
-        return np.full(n, 1.0 / n)
-    w = _as_float(x_weights, name)
-    if w.shape != (n,):
-        raise ValueError(f"{name}: expected shape ({n},), got {w.shape}")
-    if (w < 0).any() or abs(w.sum() - 1.0) > 1e-9:
-        raise ValueError(f"{name}: must be non-negative and sum to one (sum={w.sum():.6g})")
-    return w
 
 
 def _functions(div: BregmanDivergence, a, b, names, roles=("target", "prediction")):
@@ -83,16 +73,16 @@ def risk(divergence, y, f, x_weights=None) -> np.ndarray:
     """
     div = get_divergence(divergence)
     y, f = _functions(div, y, f, ("y", "f"))
-    w = _x_weights(x_weights, y.shape[-2])
-    return div._divergence(y, f) @ w
+    w = sample_weights(x_weights, y.shape[-2], "x_weights")
+    return div.raw_divergence(y, f) @ w
 
 
 def misfit(divergence, f_s, f_w, x_weights=None) -> np.ndarray:
     """Misfit ``M(f_s, f_w) = E_x D(f_s(x), f_w(x))``, **student first** (claims C2-C4)."""
     div = get_divergence(divergence)
     f_s, f_w = _functions(div, f_s, f_w, ("f_s", "f_w"))
-    w = _x_weights(x_weights, f_s.shape[-2])
-    return div._divergence(f_s, f_w) @ w
+    w = sample_weights(x_weights, f_s.shape[-2], "x_weights")
+    return div.raw_divergence(f_s, f_w) @ w
 
 
 def cross_term(divergence, ybar, f_s, f_ref, x_weights=None) -> np.ndarray:
@@ -106,12 +96,8 @@ def cross_term(divergence, ybar, f_s, f_ref, x_weights=None) -> np.ndarray:
     div = get_divergence(divergence)
     ybar, f_s = _functions(div, ybar, f_s, ("ybar", "f_s"))
     f_s, f_ref = _functions(div, f_s, f_ref, ("f_s", "f_ref"), ("prediction", "prediction"))
-    w = _x_weights(x_weights, f_s.shape[-2])
-    return np.sum((ybar - f_s) * (div._grad(f_s) - div._grad(f_ref)), axis=-1) @ w
-
-
-def _draw_weights(draw_weights, m: int) -> np.ndarray:
-    return _x_weights(draw_weights, m, "draw_weights")
+    w = sample_weights(x_weights, f_s.shape[-2], "x_weights")
+    return np.sum((ybar - f_s) * (div.raw_grad(f_s) - div.raw_grad(f_ref)), axis=-1) @ w
 
 
 def posterior_mean_teacher(divergence, f_w, groups, draw_weights=None) -> np.ndarray:
@@ -131,7 +117,7 @@ def posterior_mean_teacher(divergence, f_w, groups, draw_weights=None) -> np.nda
     groups = np.asarray(groups)
     if groups.shape != (m,):
         raise ValueError(f"groups: expected shape ({m},), got {groups.shape}")
-    w = _draw_weights(draw_weights, m)
+    w = sample_weights(draw_weights, m, "draw_weights")
     _, inv = np.unique(groups, return_inverse=True)
     inv = inv.reshape(-1)
     return _group_dual_means(div, f_w, inv, w)[inv]
@@ -139,7 +125,7 @@ def posterior_mean_teacher(divergence, f_w, groups, draw_weights=None) -> np.nda
 
 def _group_dual_means(div: BregmanDivergence, f_w: np.ndarray, inv: np.ndarray, w: np.ndarray):
     """Dual mean of ``f_w`` within each group ``0..max(inv)``, weighted by ``w``."""
-    g = div._grad(f_w)
+    g = div.raw_grad(f_w)
     if not np.isfinite(g).all():
         raise ValueError("f_w: dual coordinates grad phi(f_w) must be finite (e.g. no zero probabilities)")
     n_groups = inv.max() + 1
@@ -149,7 +135,7 @@ def _group_dual_means(div: BregmanDivergence, f_w: np.ndarray, inv: np.ndarray, 
     flat = g.reshape(g.shape[0], -1) * w[:, None]
     sums = np.zeros((n_groups, flat.shape[1]))
     np.add.at(sums, inv, flat)
-    return div._grad_inv((sums / mass[:, None]).reshape((n_groups,) + f_w.shape[1:]))
+    return div.raw_grad_inv((sums / mass[:, None]).reshape((n_groups,) + f_w.shape[1:]))
 
 
 def dual_mean_ensembles(divergence, members, k: int) -> np.ndarray:
@@ -176,11 +162,11 @@ def project_onto_span(f, features, x_weights=None) -> np.ndarray:
     The convex (linear) student class of Charikar et al.: ``features`` has shape
     ``(n, p)``; ``f`` has shape ``(..., n, k)``. Squared loss only.
     """
-    f = _as_float(f, "f")
-    phi = _as_float(features, "features")
+    f = as_float(f, "f")
+    phi = as_float(features, "features")
     if phi.ndim != 2 or f.ndim < 2 or phi.shape[0] != f.shape[-2]:
         raise ValueError(f"features: expected shape ({f.shape[-2] if f.ndim >= 2 else 'n'}, p), got {phi.shape}")
-    w = _x_weights(x_weights, phi.shape[0])
+    w = sample_weights(x_weights, phi.shape[0], "x_weights")
     gram = phi.T @ (w[:, None] * phi)
     coef = np.linalg.solve(gram, np.einsum("np,...nk->...pk", w[:, None] * phi, f))
     return np.einsum("np,...pk->...nk", phi, coef)
@@ -300,7 +286,7 @@ def misfit_theorem(
         raise ValueError(f"ybar: expected shape {f_s.shape[1:]}, got {ybar.shape}")
     if not np.isfinite(noise):
         raise ValueError(f"noise: must be finite, got {noise}")
-    w = _draw_weights(draw_weights, f_s.shape[0])
+    w = sample_weights(draw_weights, f_s.shape[0], "draw_weights")
     if fbar_w is None and groups is not None:
         fbar_w = posterior_mean_teacher(div, f_w, groups, draw_weights=w)
     terms = dict(

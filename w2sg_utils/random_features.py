@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ._common import check_int, torch_threads
 from .checks import mean_and_se
-from .ridge import DEFAULT_THREADS, ridge_fit, ridge_path, torch_threads
+from .ridge import DEFAULT_THREADS, ridge_fit, ridge_path
 
 __all__ = [
     "RFTask",
@@ -168,12 +169,6 @@ class W2SResult:
         return {k: self.mean_se(k) for k in names}
 
 
-def _validate_int(value, name: str, low: int = 1) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _validate_grid(values, name: str, integer: bool) -> np.ndarray:
     arr = np.atleast_1d(np.asarray(values))
     if arr.ndim != 1 or arr.size == 0:
@@ -249,12 +244,12 @@ def simulate_w2s(
     """
     if not isinstance(task, RFTask):
         raise ValueError(f"task: expected an RFTask, got {type(task).__name__}")
-    n = _validate_int(n, "n")
-    d_w = _validate_int(d_w, "d_w")
-    N = _validate_int(N, "N")
-    reps = _validate_int(reps, "reps", 2)
-    K = _validate_int(n_ensemble, "n_ensemble", 2)
-    n_test = _validate_int(n_test, "n_test")
+    n = check_int(n, "n", 1)
+    d_w = check_int(d_w, "d_w", 1)
+    N = check_int(N, "N", 1)
+    reps = check_int(reps, "reps", 2)
+    K = check_int(n_ensemble, "n_ensemble", 2)
+    n_test = check_int(n_test, "n_test", 1)
     if not (isinstance(lam_w, int | float | np.floating) and np.isfinite(lam_w) and lam_w >= 0):
         raise ValueError(f"lam_w: must be finite and >= 0, got {lam_w!r}")
     if activation not in ACTIVATIONS:
@@ -265,7 +260,7 @@ def simulate_w2s(
     if chunk is None:  # keep the largest feature block (student or teachers) near 100 MB
         per_rep = max((N + n_test) * p_max, (K + 1) * (N + n_test + n) * d_w)
         chunk = max(1, min(reps, int(1.2e7 // per_rep)))
-    chunk = _validate_int(chunk, "chunk")
+    chunk = check_int(chunk, "chunk", 1)
 
     shape = (reps, widths.size, lams.size)
     out = {k: np.empty(shape) for k in STUDENT_FIELDS}

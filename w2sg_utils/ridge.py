@@ -26,10 +26,10 @@ result has the same kind as ``X``.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import torch
+
+from ._common import torch_threads
 
 __all__ = ["ridge_fit", "ridge_path", "ridge_fit_predict", "choose_form", "torch_threads"]
 
@@ -41,28 +41,6 @@ _FORMS = ("auto", "primal", "dual")
 #: other jobs, one thread was 3x faster for a whole sweep than two (multithreaded
 #: Cholesky and ``eigh`` were 8x and 17x slower), see ``benchmarks/bench_ridge.py``.
 DEFAULT_THREADS = 1
-
-
-@contextmanager
-def torch_threads(threads: int | None):
-    """Run a block with ``torch.set_num_threads(threads)``, restoring the old value.
-
-    ``None`` leaves the setting alone. Used by the solvers here and by
-    :func:`~w2sg_utils.random_features.simulate_w2s` (claim C6).
-    """
-    if threads is None:
-        yield
-        return
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads: must be a positive integer or None, got {threads!r}")
-    old = torch.get_num_threads()
-    if old != threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != old:
-            torch.set_num_threads(old)
 
 
 def _to_tensor(a, name: str) -> torch.Tensor:

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import contextmanager
 
 import numpy as np
+
+from ._common import non_negative, positive, positive_int, torch_threads
 
 __all__ = [
     "torch_threads",
@@ -39,11 +40,6 @@ __all__ = [
 ]
 
 
-def _check_pos_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name}: must be a positive integer, got {v!r}")
-
-
 def _check_targets(targets, n):
     y = np.asarray(targets, dtype=np.float64)
     if y.shape != (n,):
@@ -51,26 +47,6 @@ def _check_targets(targets, n):
     if not np.all((y >= 0) & (y <= 1)):
         raise ValueError("targets: probabilities must lie in [0, 1]")
     return y
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """Temporarily set torch's intra-op thread count (``None``: leave unchanged).
-
-    Small heads train ~20x faster with one thread on a loaded 2-core machine: thread
-    synchronisation dominates ops on (64, 384) tensors.
-    """
-    import torch
-
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def train_head(head, e_a, e_b, targets, objective: Callable, *, l2: float = 0.0,
@@ -96,12 +72,10 @@ def _train_head(head, e_a, e_b, targets, objective, *, l2, epochs, lr, batch_siz
     if e_a.shape != e_b.shape or e_a.ndim != 2:
         raise ValueError(f"e_b: shape {e_b.shape} must equal e_a's {e_a.shape} (n, dim)")
     y = _check_targets(targets, len(e_a))
-    if not (np.isfinite(l2) and l2 >= 0):
-        raise ValueError(f"l2: must be a finite non-negative number, got {l2!r}")
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr: must be a positive number, got {lr!r}")
-    _check_pos_int("epochs", epochs)
-    _check_pos_int("batch_size", batch_size)
+    non_negative(l2, "l2")
+    positive(lr, "lr")
+    positive_int(epochs, "epochs")
+    positive_int(batch_size, "batch_size")
     torch.manual_seed(seed)
     gen = np.random.default_rng([seed, 77])
     A, B = torch.from_numpy(e_a), torch.from_numpy(e_b)
@@ -142,7 +116,7 @@ def head_logits(head, e_a, e_b) -> np.ndarray:
 
 def tokenize_pairs(tokenizer, text_a, text_b, max_length: int) -> tuple[list, list]:
     """Token ids of both texts of every pair, left-truncated to ``max_length``."""
-    _check_pos_int("max_length", max_length)
+    positive_int(max_length, "max_length")
     tokenizer.truncation_side = "left"
     ids_a = tokenizer(list(text_a), truncation=True, max_length=max_length)["input_ids"]
     ids_b = tokenizer(list(text_b), truncation=True, max_length=max_length)["input_ids"]
@@ -168,10 +142,9 @@ def _pad_id(tokenizer):
 
 def _common_checks(n_pairs, targets, batch_size, epochs, lr, device, bf16):
     y = _check_targets(targets, n_pairs)
-    _check_pos_int("batch_size", batch_size)
-    _check_pos_int("epochs", epochs)
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr: must be a positive number, got {lr!r}")
+    positive_int(batch_size, "batch_size")
+    positive_int(epochs, "epochs")
+    positive(lr, "lr")
     if str(device).startswith("cuda"):
         import torch
 
@@ -201,7 +174,7 @@ def _start_training(model, tokenizer, text_a, text_b, y, pretokenized, max_lengt
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     batches = list(_orders(len(y), batch_size, epochs, seed))
     if max_steps is not None:
-        _check_pos_int("max_steps", max_steps)
+        positive_int(max_steps, "max_steps")
         batches = batches[:max_steps]
     Y = torch.tensor(y, dtype=torch.float32)
     stats = {"steps": 0, "pairs": 0, "tokens": 0, "loss": float("nan")}
@@ -225,7 +198,7 @@ def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Cal
     from tqdm import tqdm
 
     y = _common_checks(len(text_a), targets, batch_size, epochs, lr, device, bf16)
-    _check_pos_int("micro_batch_size", micro_batch_size)
+    positive_int(micro_batch_size, "micro_batch_size")
     ids_a, ids_b, pad, opt, batches, Y, stats = _start_training(
         model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr, batch_size,
         epochs, device, seed, max_steps)
@@ -289,7 +262,7 @@ def reward_logits(model, tokenizer, text_a, text_b, *, max_length: int = 1024,
     import torch
     from tqdm import tqdm
 
-    _check_pos_int("batch_size", batch_size)
+    positive_int(batch_size, "batch_size")
     ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
     pad = _pad_id(tokenizer)
     n = len(ids_a)

@@ -9,7 +9,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import Objective, _check_int, _check_real, _forward_ce, _need_two, _QuantileBuffer
+from .._common import check_int, check_real
+from .base import Objective, _forward_ce, _need_two, _QuantileBuffer
 
 
 class AuxConfidence(Objective):
@@ -30,16 +31,16 @@ class AuxConfidence(Objective):
     def __init__(self, aux_coef: float = 0.5, warmup_frac: float | None = None,
                  buffer_size: int = 0, **kw):
         super().__init__(**kw)
-        self.aux_coef = _check_real(aux_coef, "aux_coef", 0.0, 1.0)
+        self.aux_coef = check_real(aux_coef, "aux_coef", 0.0, 1.0)
         wf = self._default_warmup if warmup_frac is None else warmup_frac
-        self.warmup_frac = _check_real(wf, "warmup_frac", 0.0, 1.0)
-        self.buffer_size = _check_int(buffer_size, "buffer_size", 0)
+        self.warmup_frac = check_real(wf, "warmup_frac", 0.0, 1.0)
+        self.buffer_size = check_int(buffer_size, "buffer_size", 0)
         self._buffer = _QuantileBuffer(self.buffer_size)
         self.last_threshold: float | None = None
 
     def weight(self, progress: float) -> float:
         """The auxiliary weight ``w`` at training progress ``progress`` in ``[0, 1]``."""
-        progress = _check_real(progress, "progress", 0.0, 1.0)
+        progress = check_real(progress, "progress", 0.0, 1.0)
         if self.warmup_frac == 0:
             return self.aux_coef
         return self.aux_coef * min(1.0, progress / self.warmup_frac)
@@ -90,7 +91,7 @@ class LogConf(AuxConfidence):
     _default_warmup = 0.1
 
     def weight(self, progress: float) -> float:
-        progress = _check_real(progress, "progress", 0.0, 1.0)
+        progress = check_real(progress, "progress", 0.0, 1.0)
         return self.aux_coef * (1.0 if progress > self.warmup_frac else progress)
 
     def _harden(self, p, y):
@@ -119,8 +120,8 @@ class ProductLoss(Objective):
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, **kw):
         super().__init__(**kw)
-        self.alpha = _check_real(alpha, "alpha", 0.0)
-        self.beta = _check_real(beta, "beta", 0.0)
+        self.alpha = check_real(alpha, "alpha", 0.0)
+        self.beta = check_real(beta, "beta", 0.0)
 
     def _per_example(self, z, y, binary, progress):
         logp = F.log_softmax(z, dim=-1)
@@ -148,8 +149,8 @@ class EntropyLoss(Objective):
     def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.1, detach: bool = True,
                  **kw):
         super().__init__(**kw)
-        self.aux_coef = _check_real(aux_coef, "aux_coef", 0.0, 1.0)
-        self.warmup_frac = _check_real(warmup_frac, "warmup_frac", 0.0, 1.0)
+        self.aux_coef = check_real(aux_coef, "aux_coef", 0.0, 1.0)
+        self.warmup_frac = check_real(warmup_frac, "warmup_frac", 0.0, 1.0)
         if not isinstance(detach, bool):
             raise ValueError(f"detach: expected True or False, got {detach!r}")
         self.detach = detach
@@ -177,7 +178,7 @@ class WindowLoss(Objective):
 
     def __init__(self, radius: float = 0.15, **kw):
         super().__init__(**kw)
-        self.radius = _check_real(radius, "radius", 0.0, 1.0)
+        self.radius = check_real(radius, "radius", 0.0, 1.0)
 
     def _per_example(self, z, y, binary, progress):
         logp = F.log_softmax(z, dim=-1)

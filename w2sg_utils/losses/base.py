@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
+
+from .._common import check_real
 
 DEFAULT_EPS = 1e-3
 """Default label smoothing of the reverse terms (see the module docstring)."""
@@ -53,30 +54,6 @@ def _fmt(x: float) -> str:
     """Shortest round-tripping decimal for a float, without a trailing ``.0``."""
     s = repr(float(x))
     return s[:-2] if s.endswith(".0") else s
-
-
-def _check_real(value, name: str, lo: float | None = None, hi: float | None = None,
-                lo_open: bool = False, hi_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name}: expected a real number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name}: must be finite, got {value!r}")
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise ValueError(f"{name}: must be {'>' if lo_open else '>='} {lo}, got {value!r}")
-    if hi is not None and (v > hi or (hi_open and v == hi)):
-        raise ValueError(f"{name}: must be {'<' if hi_open else '<='} {hi}, got {value!r}")
-    return v
-
-
-def _check_int(value, name: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
-    v = int(value)
-    if v < lo or (hi is not None and v > hi):
-        rng = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name}: must be an integer {rng}, got {value!r}")
-    return v
 
 
 def smooth_labels(teacher_probs, eps: float, n_classes: int):
@@ -131,7 +108,7 @@ class Objective:
     def per_example(self, student_logits, teacher_probs, progress: float = 0.0) -> torch.Tensor:
         """The ``(B,)`` per-example losses (batch-dependent for the quantile objectives)."""
         z, y, binary = self._prepare(student_logits, teacher_probs)
-        progress = _check_real(progress, "progress", 0.0, 1.0)
+        progress = check_real(progress, "progress", 0.0, 1.0)
         return self._per_example(z, y, binary, progress)
 
     def reset(self) -> None:
@@ -236,7 +213,7 @@ class _SmoothedLabels(Objective):
 
     def __init__(self, eps: float = DEFAULT_EPS, **kw):
         super().__init__(**kw)
-        self.eps = _check_real(eps, "eps", 0.0, 1.0, hi_open=True)
+        self.eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
 
 
 class _QuantileBuffer:

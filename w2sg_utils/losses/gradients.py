@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 
-from .base import DEFAULT_EPS, _check_real, smooth_labels
+from .._common import check_real
+from .base import DEFAULT_EPS, smooth_labels
 
 
 def _np_inputs(student_logits, teacher_probs):
@@ -42,7 +43,7 @@ def reverse_ce_grad(student_logits, teacher_probs, eps: float = DEFAULT_EPS) -> 
     Binary: ``-s (1 - s) logit(y_eps)``. An exactly uniform teacher gives exactly zero
     (``log y_eps`` is shifted by its maximum before use, which the formula allows).
     """
-    eps = _check_real(eps, "eps", 0.0, 1.0, hi_open=True)
+    eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
     z, y = _np_inputs(student_logits, teacher_probs)
     k = 2 if z.ndim == 1 else z.shape[-1]
     ye = smooth_labels(y, eps, k)
@@ -60,7 +61,7 @@ def reverse_kl_grad(student_logits, teacher_probs, eps: float = DEFAULT_EPS) -> 
     """Gradient of ``KL(p || y_eps)`` w.r.t. the logits: ``p_j (A_j - sum_k p_k A_k)``,
     ``A = log p - log y_eps`` (claim C7). Binary: ``s (1 - s) (z - logit(y_eps))``.
     """
-    eps = _check_real(eps, "eps", 0.0, 1.0, hi_open=True)
+    eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
     z, y = _np_inputs(student_logits, teacher_probs)
     k = 2 if z.ndim == 1 else z.shape[-1]
     ye = smooth_labels(y, eps, k)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._common import check_int, check_real
 from .base import (
     DEFAULT_EPS,
     Objective,
-    _check_int,
-    _check_real,
     _confidence,
     _entropy_labels,
     _fmt,
@@ -78,8 +77,8 @@ class CACE(Objective):
 
     def __init__(self, c: float, eps: float = DEFAULT_EPS, **kw):
         super().__init__(**kw)
-        self.c = _check_real(c, "c", 0.0, 1.0)
-        self.eps = _check_real(eps, "eps", 0.0, 1.0, hi_open=True)
+        self.c = check_real(c, "c", 0.0, 1.0)
+        self.eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
         self.name = f"CACE_{_fmt(self.c)}"
 
     def _threshold(self, y, binary):
@@ -106,8 +105,8 @@ class QuanCACE(CACE):
 
     def __init__(self, k: int, eps: float = DEFAULT_EPS, buffer_size: int = 0, **kw):
         super().__init__(c=0.0, eps=eps, **kw)
-        self.k = _check_int(k, "k", 0, 10)
-        self.buffer_size = _check_int(buffer_size, "buffer_size", 0)
+        self.k = check_int(k, "k", 0, 10)
+        self.buffer_size = check_int(buffer_size, "buffer_size", 0)
         self._buffer = _QuantileBuffer(self.buffer_size)
         self.name = f"Quan_CACE_{self.k}"
         self.last_threshold: float | None = None
@@ -139,11 +138,11 @@ class SymmetricLoss(Objective):
 
     def __init__(self, alpha: float, beta: float, eps: float = DEFAULT_EPS, **kw):
         super().__init__(**kw)
-        self.alpha = _check_real(alpha, "alpha", 0.0)
-        self.beta = _check_real(beta, "beta", 0.0)
+        self.alpha = check_real(alpha, "alpha", 0.0)
+        self.beta = check_real(beta, "beta", 0.0)
         if self.alpha == 0 and self.beta == 0:
             raise ValueError("alpha, beta: at least one of the two weights must be positive")
-        self.eps = _check_real(eps, "eps", 0.0, 1.0, hi_open=True)
+        self.eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
         self.name = f"SL_a{_fmt(self.alpha)}_b{_fmt(self.beta)}"
 
     def _per_example(self, z, y, binary, progress):
