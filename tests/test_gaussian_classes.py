@@ -1,4 +1,4 @@
-"""Tests for w2sg_utils.classification (the synthetic task of Chapter 4)."""
+"""Tests for w2sg_utils.gaussian_classes (the synthetic task of Chapter 4)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.special import log_softmax, softmax
 
-from w2sg_utils.classification import (
+from w2sg_utils.gaussian_classes import (
     entropy,
     make_gaussian_task,
     min_entropy,

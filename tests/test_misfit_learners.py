@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from w2sg_utils.learners import fit_mlp_students, histogram_teacher
+from w2sg_utils.misfit_learners import fit_mlp_students, histogram_teacher
 
 
 def test_histogram_teacher_against_loop():
