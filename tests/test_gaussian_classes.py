@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy.special import log_softmax, softmax
 
+from w2sg_utils.divergences import get_divergence
 from w2sg_utils.gaussian_classes import (
     entropy,
     make_gaussian_task,
@@ -16,7 +17,6 @@ from w2sg_utils.gaussian_classes import (
     train_linear,
     w2s_terms,
 )
-from w2sg_utils.divergences import get_divergence
 from w2sg_utils.losses import get_objective
 
 
