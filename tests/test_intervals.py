@@ -1,0 +1,189 @@
+"""Tests for w2sg_utils.intervals: two-level intervals against plain references (claim C9)."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from w2sg_utils import intervals as I
+
+
+def _plain_parts(x, y=None):
+    """A / n, B / S and E / (n S) (covariance of x and y) from the textbook sums, by loops."""
+    y = x if y is None else y
+    S, n = len(x), len(x[0])
+    gx = sum(sum(r) for r in x) / (S * n)
+    gy = sum(sum(r) for r in y) / (S * n)
+    px = [sum(x[s][i] for s in range(S)) / S for i in range(n)]
+    py = [sum(y[s][i] for s in range(S)) / S for i in range(n)]
+    sx = [sum(x[s]) / n for s in range(S)]
+    sy = [sum(y[s]) / n for s in range(S)]
+    A = sum((px[i] - gx) * (py[i] - gy) for i in range(n)) / (n - 1)
+    B = sum((sx[s] - gx) * (sy[s] - gy) for s in range(S)) / (S - 1)
+    E = sum((x[s][i] - sx[s] - px[i] + gx) * (y[s][i] - sy[s] - py[i] + gy)
+            for s in range(S) for i in range(n)) / ((S - 1) * (n - 1))
+    return A / n, B / S, E / (n * S)
+
+
+def _crossed(rng, R, S, n, sa, sb, se, mu=0.3):
+    """R replicates of a crossed random-effects table v[s, i] = mu + a_i + b_s + e_si."""
+    return (mu + sa * rng.normal(size=(R, 1, n)) + sb * rng.normal(size=(R, S, 1))
+            + se * rng.normal(size=(R, S, n)))
+
+
+def test_two_level_cov_matches_plain_sums():
+    rng = np.random.default_rng(1)
+    x = _crossed(rng, 1, 4, 30, 1.0, 1.0, 0.3)[0]
+    y = 0.5 * x + _crossed(rng, 1, 4, 30, 1.0, 1.0, 0.3)[0]
+    means, cov, parts = I.two_level_cov([x, y])
+    S, n = x.shape
+    for (j, a), (k, b) in [((0, x), (0, x)), ((0, x), (1, y)), ((1, y), (1, y))]:
+        pa, pb, pe = _plain_parts(a.tolist(), b.tolist())
+        assert parts["ms_pairs"][j, k] == pytest.approx(pa * n, rel=1e-12)
+        assert parts["ms_seeds"][j, k] == pytest.approx(pb * S, rel=1e-12)
+        assert parts["ms_resid"][j, k] == pytest.approx(pe * n * S, rel=1e-12)
+        # no truncation for these components: cov = A / n + B / S - E / (n S)
+        assert cov[j, k] == pytest.approx(pa + pb - pe, rel=1e-12)
+    np.testing.assert_allclose(means, [x.mean(), y.mean()])
+    _, cov_c, _ = I.two_level_cov([x], method="conservative")
+    pa, pb, _ = _plain_parts(x.tolist())
+    assert cov_c[0, 0] == pytest.approx(pa + pb, rel=1e-12)
+    assert parts["df"] == {"pairs": 29, "seeds": 3, "interaction": 87}
+    for k in ("pairs", "seeds"):  # strong effects: the components were not truncated
+        assert np.linalg.eigvalsh(parts[k]).min() > 0
+
+
+def test_negative_variance_components_are_set_to_zero():
+    """No seed effect at all: B / S can fall below E / (n S); the seed component is then
+    zero and the variance is A / n (never below a one-level estimate)."""
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        x = _crossed(rng, 1, 3, 50, 0.5, 0.0, 1.0)[0]
+        _, cov, parts = I.two_level_cov([x])
+        pa, pb, pe = _plain_parts(x.tolist())
+        # components (A - E/S)/n = pa - pe and (B - E/n)/S = pb - pe truncated at zero
+        expected = max(pa - pe, 0.0) + max(pb - pe, 0.0) + pe
+        assert cov[0, 0] == pytest.approx(expected, rel=1e-10)
+        assert cov[0, 0] >= max(pa, pb) - 1e-15
+
+
+def test_two_level_variance_is_unbiased_and_conservative_is_not():
+    """Crossed random effects with known components: E[V] = Var(grand mean) (z = 5)."""
+    rng = np.random.default_rng(2)
+    S, n, sa, sb, se = 20, 50, 0.3, 0.2, 1.0
+    true = sa ** 2 / n + sb ** 2 / S + se ** 2 / (n * S)
+    v = _crossed(rng, 3000, S, n, sa, sb, se)
+    V = np.array([I.mean_interval(t).se ** 2 for t in v])
+    Vc = np.array([I.mean_interval(t, method="conservative").se ** 2 for t in v])
+    sem = V.std(ddof=1) / np.sqrt(len(V))
+    assert abs(V.mean() - true) <= 5 * sem
+    # the conservative variance counts the interaction twice: E = true + se^2 / (n S)
+    assert abs(Vc.mean() - (true + se ** 2 / (n * S))) <= 5 * Vc.std(ddof=1) / np.sqrt(len(Vc))
+    # and the simulation itself has the variance of the formula
+    g = v.mean(axis=(1, 2))
+    assert abs(g.var(ddof=1) / true - 1) <= 5 * np.sqrt(2 / (len(g) - 1))
+
+
+@pytest.mark.parametrize("sa, sb, se", [(0.45, 0.005, 0.1), (0.05, 0.3, 0.5)])
+def test_coverage_of_two_level_interval_and_seed_only_undercoverage(sa, sb, se):
+    """95% intervals cover the mean in about 95% of replicates (binomial z = 5, plus 1%
+    for the Satterthwaite approximation); a t interval over seed means alone does not
+    when test pairs dominate."""
+    rng = np.random.default_rng(3)
+    S, n, R, mu = 5, 200, 2000, 0.3
+    v = _crossed(rng, R, S, n, sa, sb, se, mu)
+    ivs = [I.mean_interval(t) for t in v]
+    cover = np.mean([iv.lo <= mu <= iv.hi for iv in ivs])
+    tol = 5 * np.sqrt(0.95 * 0.05 / R) + 0.01
+    assert abs(cover - 0.95) <= tol, cover
+    seed_means = v.mean(axis=2)
+    half = stats.t.ppf(0.975, S - 1) * seed_means.std(axis=1, ddof=1) / np.sqrt(S)
+    naive = np.mean(np.abs(seed_means.mean(1) - mu) <= half)
+    if sa > sb:  # pair variance dominates: the seed-only interval is far too narrow
+        assert naive < 0.5
+    assert all(iv.n_seeds == S and iv.n_pairs == n for iv in ivs[:3])
+
+
+def test_one_seed_is_conditional_and_matches_one_sample_t():
+    x = np.random.default_rng(4).normal(size=40)
+    iv = I.mean_interval(x)
+    assert iv.se == pytest.approx(x.std(ddof=1) / np.sqrt(40))
+    assert iv.df == 39 and "single training seed" in iv.conditional_on
+    assert iv.hi - iv.estimate == pytest.approx(stats.t.ppf(0.975, 39) * iv.se)
+
+
+def test_paired_difference_is_narrower_than_unpaired_for_shared_difficulty():
+    rng = np.random.default_rng(5)
+    base = _crossed(rng, 1, 5, 300, 0.5, 0.1, 0.2)[0]
+    a, b = base + 0.05 + 0.1 * rng.normal(size=base.shape), base + 0.1 * rng.normal(size=base.shape)
+    d = I.difference_interval(a, b)
+    assert d.estimate == pytest.approx(a.mean() - b.mean())
+    assert d.se == pytest.approx(I.mean_interval(a - b).se)
+    assert d.se < 0.5 * np.hypot(I.mean_interval(a).se, I.mean_interval(b).se)
+    assert d.method.startswith("paired")
+    with pytest.raises(ValueError, match="b:"):
+        I.difference_interval(a, b[:, :-1])
+
+
+def test_fieller_interval_matches_a_grid_search():
+    rng = np.random.default_rng(6)
+    S, n = 4, 150
+    w = _crossed(rng, 1, S, n, 0.3, 0.1, 0.3, 0.6)[0]  # continuous scores, strong components
+    c = w + _crossed(rng, 1, S, n, 0.5, 0.3, 0.2, 0.3)[0]
+    s = w + _crossed(rng, 1, S, n, 0.5, 0.3, 0.2, 0.15)[0]
+    iv = I.pgr_interval(s, w, c)
+    _, cov, parts = I.two_level_cov([s - w, c - w])
+    assert np.allclose(cov, parts["ms_pairs"] / n + parts["ms_seeds"] / S
+                       - parts["ms_resid"] / (n * S))  # no truncation: the plain formula applies
+    assert iv.estimate == pytest.approx((s.mean() - w.mean()) / (c.mean() - w.mean()))
+    q = stats.t.ppf(0.975, iv.df)
+    grid = np.linspace(iv.estimate - 5, iv.estimate + 5, 20001)
+    num, den = s - w, c - w
+    inside = []
+    for r in grid[::20]:  # plain reference: the two-level variance of num - r den, by loops
+        pa, pb, pe = _plain_parts((num - r * den).tolist())
+        inside.append((num.mean() - r * den.mean()) ** 2 <= q * q * (pa + pb - pe))
+    acc = grid[::20][np.array(inside)]
+    step = grid[20] - grid[0]
+    assert abs(acc.min() - iv.lo) <= step and abs(acc.max() - iv.hi) <= step
+
+
+def test_fieller_is_unbounded_when_the_gap_is_not_significant():
+    rng = np.random.default_rng(7)
+    w = (rng.random((3, 100)) < 0.6).astype(float)
+    c = (rng.random((3, 100)) < 0.61).astype(float)
+    s = (rng.random((3, 100)) < 0.6).astype(float)
+    iv = I.pgr_interval(s, w, c)
+    assert np.isinf(iv.lo) and np.isinf(iv.hi) and np.isfinite(iv.estimate)
+
+
+def test_binomial_bound_is_an_upper_bound_for_01_tables():
+    rng = np.random.default_rng(8)
+    p_i = rng.uniform(0.2, 0.9, 400)
+    x = (rng.random((5, 400)) < p_i).astype(float)
+    b = I.binomial_bound_interval(x.mean(1), 400)
+    assert b.estimate == pytest.approx(x.mean())
+    assert b.se >= I.mean_interval(x).se
+    assert b.se == pytest.approx(np.sqrt(x.mean() * (1 - x.mean()) / 400 + x.mean(1).var(ddof=1) / 5))
+
+
+def test_bootstrap_agrees_roughly_with_the_analytic_variance():
+    rng = np.random.default_rng(9)
+    v = _crossed(rng, 1, 6, 200, 0.5, 0.1, 0.5)[0]
+    bs = I.bootstrap_interval([v], lambda t: t.mean(), n_boot=1000, seed=1)
+    an = I.mean_interval(v)
+    assert bs.estimate == pytest.approx(v.mean())
+    assert 0.7 < bs.se / an.se < 1.5
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: I.mean_interval(np.array([[1.0, np.nan]])), "NaN"),
+    (lambda: I.mean_interval(np.ones((2, 3)), level=1.5), "level"),
+    (lambda: I.mean_interval(np.ones((2, 3, 4))), "values"),
+    (lambda: I.two_level_cov([np.ones((2, 3))], method="t"), "method"),
+    (lambda: I.pgr_interval(np.ones((2, 3)), np.ones((2, 3)), np.ones((2, 4))), "correct_w"),
+    (lambda: I.binomial_bound_interval([0.5, 1.2], 100), "acc_per_seed"),
+    (lambda: I.bootstrap_interval([np.ones((2, 3))], np.mean, n_boot=5), "n_boot"),
+])
+def test_bad_input_names_the_parameter(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
