@@ -14,7 +14,7 @@ IPYNB := $(patsubst notebooks/%.md,build/ipynb/%.ipynb,$(CHAPTERS))
 LINTPY := $(patsubst notebooks/%.md,build/lint/%.py,$(CHAPTERS))
 BOOKFLAGS ?= -W -n --keep-going
 
-.PHONY: setup ipynb lint pytest nbval seeds book test bench clean
+.PHONY: setup ipynb lint pytest nbval seeds book chromium browser test bench clean
 
 setup: $(STAMP)
 
@@ -37,7 +37,7 @@ lint: $(STAMP) $(LINTPY)
 	$(BIN)/ruff check w2sg_utils tests benchmarks book/_ext build/lint
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --ignore=tests/browser
 
 # nbval executes every chapter notebook (generated from its text source); the checks
 # are the assertions inside the cells (--nbval-lax: outputs are not compared).
@@ -61,7 +61,23 @@ seeds: $(STAMP) $(IPYNB)
 book: $(STAMP)
 	$(BIN)/jupyter-book build . $(BOOKFLAGS)
 
-test: lint pytest nbval seeds book
+# Headless Chromium and chromedriver (Debian's packages) for the browser test: installed
+# with apt-get when missing and when run as root; otherwise the test says why it skips
+# (and fails in CI, where CI=true).
+chromium:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver) || echo "make chromium: apt-get could not install chromium"; \
+	else echo "make chromium: chromium is missing and cannot be installed here (needs apt-get as root)"; fi
+
+# The built site (run `make book` first) in headless Chromium: every page loads with no
+# console error, MathJax typesets, images load, internal links and anchors resolve;
+# screenshots in _build/screenshots/.
+browser: $(STAMP) chromium
+	$(BIN)/python -m pytest tests/browser -p no:cacheprovider
+
+test: lint pytest nbval seeds book browser
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -85,7 +85,7 @@ def test_ledger_lists_the_record_with_working_links(tmp_path):
     assert "the tiny lemma holds" in ledger and "0.25" in ledger
     assert "measured (not asserted)" in ledger and "gain 0.1" in ledger
     assert len(re.findall(r"no check recorded", ledger)) == 7  # C2-C8
-    assert "2 checks recorded by 1 executed chapters" in ledger
+    assert "2 checks recorded by 1 executed chapter:" in ledger
     assert 'href="ledger.html#sec-claims-ledger"' in chap  # the line that replaced the output
     assert "data-w2sg-ledger" not in chap
 

@@ -184,7 +184,9 @@ class FillLedger(SphinxPostTransform):
                 rows.append([first, _para(statement), _para(check),
                              rec_obj.status_text, rec_obj.number])
         n = sum(counts.values())
-        summary = _para(f"{n} checks recorded by {len(_records(env))} executed chapters: "
+        n_docs = len(_records(env))
+        summary = _para(f"{n} checks recorded by {n_docs} executed "
+                        f"{'chapter' if n_docs == 1 else 'chapters'}: "
                         + ", ".join(f"{v} {STATUSES[k]}" for k, v in counts.items()) + ".")
         headers = ["Claim", "Statement", "Check", "Status", "Key number"]
         return [summary, _table(headers, rows, [22, 16, 36, 14, 12])]
