@@ -1,0 +1,100 @@
+"""Tests of w2sg_utils.sharding: shard partition and file locks (sweeps across machines)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from w2sg_utils import sharding as S
+
+IDS = [f"{k:016x}" for k in (7, 3, 11, 5, 2, 13, 17)]
+
+
+@pytest.mark.parametrize("text, expected", [("0/1", (0, 1)), ("2/4", (2, 4)), (" 3 / 4 ", (3, 4))])
+def test_parse_shard(text, expected):
+    assert S.parse_shard(text) == expected
+
+
+@pytest.mark.parametrize("text", ["4/4", "1/0", "-1/2", "1", "a/b", "1/2/3", "", "1.0/2"])
+def test_parse_shard_errors(text):
+    with pytest.raises(ValueError, match="shard"):
+        S.parse_shard(text)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 10])
+def test_shards_partition_the_runs_evenly(n):
+    parts = [S.shard_run_ids(IDS, (i, n)) for i in range(n)]
+    assert set().union(*parts) == set(IDS)
+    assert sum(len(p) for p in parts) == len(IDS)  # disjoint
+    sizes = [len(p) for p in parts]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_assignment_depends_on_the_ids_only():
+    a = S.assign_shards(IDS, 3)
+    assert a == S.assign_shards(reversed(IDS + IDS[:2]), 3)  # order and repeats ignored
+    # plain definition: k-th smallest id goes to shard k mod n
+    assert a == {rid: k % 3 for k, rid in enumerate(sorted(IDS))}
+    with pytest.raises(ValueError, match="n"):
+        S.assign_shards(IDS, 0)
+
+
+def test_run_lock_rejects_path_like_ids(tmp_path):
+    with pytest.raises(ValueError, match="rid"):
+        with S.run_lock(tmp_path, "../x"):
+            pass
+
+
+_COUNTER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from w2sg_utils.sharding import store_lock
+    root, k = Path(sys.argv[1]), int(sys.argv[2])
+    f = root / "count.txt"
+    for _ in range(k):
+        with store_lock(root):
+            n = int(f.read_text()) if f.exists() else 0
+            time.sleep(0.002)  # widen the read-modify-write window
+            f.write_text(str(n + 1))
+""")
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), *sys.path])}
+
+
+def test_lock_serialises_read_modify_write_across_processes(tmp_path):
+    script = tmp_path / "counter.py"
+    script.write_text(_COUNTER)
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path), "40"], env=_env())
+             for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert int((tmp_path / "count.txt").read_text()) == 120  # no update lost
+
+
+def test_lock_times_out_and_is_released_when_its_holder_is_killed(tmp_path):
+    holder = textwrap.dedent(f"""
+        import sys, time
+        from w2sg_utils.sharding import run_lock
+        with run_lock({str(tmp_path)!r}, "abc"):
+            print("locked", flush=True)
+            time.sleep(600)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True,
+                         env=_env())
+    try:
+        assert p.stdout.readline().strip() == "locked"
+        with pytest.raises(TimeoutError, match="abc"):
+            with S.run_lock(tmp_path, "abc", timeout=0.3):
+                pass
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+    with S.run_lock(tmp_path, "abc", timeout=30):  # the kernel released it
+        pass
+    assert (tmp_path / S.LOCK_DIR / "abc.lock").is_file()
