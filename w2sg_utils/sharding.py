@@ -33,6 +33,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ._common import positive_int
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no flock
@@ -61,8 +63,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def assign_shards(run_ids: Iterable[str], n: int) -> dict[str, int]:
     """Shard of each run id: sorted ids dealt out in turn (id ``k`` to shard ``k mod n``)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: must be a positive integer, got {n!r}")
+    n = positive_int(n, "n")
     return {rid: k % n for k, rid in enumerate(sorted(set(run_ids)))}
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ._common import non_negative, positive, positive_int, torch_threads
+from .distributed import current as processes
 
 __all__ = [
     "torch_threads",
@@ -193,32 +194,43 @@ def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Cal
     through the model in one left-padded batch of ``2 * m`` rows. Losses are weighted
     by ``m / batch_size`` so the accumulated gradient is that of the minibatch mean.
     Returns ``{"steps", "pairs", "tokens", "loss"}`` (``loss`` the last minibatch's).
+    Under ``accelerate launch`` with several processes, each takes a share of every
+    minibatch and the update is the same (:mod:`w2sg_utils.distributed`).
     """
     import torch
     from tqdm import tqdm
 
     y = _common_checks(len(text_a), targets, batch_size, epochs, lr, device, bf16)
     positive_int(micro_batch_size, "micro_batch_size")
+    par = processes(device)  # one process, or several through accelerate
+    device = par.device(device)
     ids_a, ids_b, pad, opt, batches, Y, stats = _start_training(
         model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr, batch_size,
         epochs, device, seed, max_steps)
+    net, opt = par.prepare(model, opt)
     for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (fast)")):
         idx = sorted(idx, key=lambda i: max(len(ids_a[i]), len(ids_b[i])))
         opt.zero_grad(set_to_none=True)
         total = 0.0
-        for s in range(0, len(idx), micro_batch_size):
-            mb = idx[s: s + micro_batch_size]
+        for mb, num, den, last in par.microbatches(idx, micro_batch_size):
             ids, mask = _collate([ids_a[i] for i in mb] + [ids_b[i] for i in mb], pad, device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(bf16)):
-                z = model.pair_logits(ids, mask)
-            loss = objective(z.float(), Y[mb].to(device), progress=step / len(batches))
-            (loss * len(mb) / len(idx)).backward()
-            total += float(loss.detach()) * len(mb) / len(idx)
-            stats["tokens"] += int(mask.sum())
+            with par.no_sync(net, last):
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(bf16)):
+                    z = par.pair_logits(net, ids, mask)
+                if num:
+                    loss = objective(z.float(), Y[mb].to(device), progress=step / len(batches))
+                else:  # zero-weight padding of a short share: no objective state touched
+                    loss = z.float().sum()
+                par.backward(loss * num / den)
+            total += float(loss.detach()) * num / den / par.num_processes
+            stats["tokens"] += int(mask.sum()) if num else 0
         opt.step()
         stats["steps"] += 1
         stats["pairs"] += len(idx)
         stats["loss"] = total
+    stats["loss"] = par.reduce_sum(stats["loss"])
+    stats["tokens"] = int(par.reduce_sum(stats["tokens"]))
+    par.release()
     model.eval()
     return stats
 
@@ -263,17 +275,19 @@ def reward_logits(model, tokenizer, text_a, text_b, *, max_length: int = 1024,
     from tqdm import tqdm
 
     positive_int(batch_size, "batch_size")
+    par = processes(device)
+    device = par.device(device)
     ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
     pad = _pad_id(tokenizer)
     n = len(ids_a)
     order = np.argsort([max(len(a), len(b)) for a, b in zip(ids_a, ids_b)], kind="stable")
-    out = np.zeros(n, dtype=np.float64)
+    batches, keep = par.eval_split(order, batch_size)  # this process's share, padded
+    values = []
     model.to(device).eval()
-    with torch.inference_mode():
-        for s in tqdm(range(0, n, batch_size), disable=not progress, desc="predict"):
-            mb = order[s: s + batch_size]
+    with torch.inference_mode() if par.num_processes == 1 else torch.no_grad():
+        for mb in tqdm(batches, disable=not progress, desc="predict"):
             ids, mask = _collate([ids_a[i] for i in mb] + [ids_b[i] for i in mb], pad, device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(bf16)):
                 z = model.pair_logits(ids, mask)
-            out[mb] = z.float().cpu().numpy()
-    return out
+            values.append(z.float().cpu().numpy())
+    return par.gather_eval(keep, np.concatenate(values), n)  # each pair once
