@@ -31,6 +31,13 @@ from w2sg_utils.losses import (
 DT = torch.float64
 
 
+def _fitted(name, y, **options):
+    """``get_objective(name, **options)`` fitted on the batch's labels ``y``: for
+    ``Quan_CACE_k`` (released threshold, fixed from all training labels) the batch is
+    then the whole training set; every other objective ignores ``fit``."""
+    return get_objective(name, **options).fit(y)
+
+
 # ---------------------------------------------------------------------------------------
 # Plain-Python references, one example at a time, from the formulas
 # ---------------------------------------------------------------------------------------
@@ -202,7 +209,7 @@ def test_objective_equals_plain_reference(name, K, seed):
     progress = float(rng.uniform(0, 1))
     if name == "logconf" and K not in (None, 2):
         progress = 1.0  # reference for K > 2 uses the post-warm-up weight
-    got = get_objective(name)(z, y, progress=progress)
+    got = _fitted(name, y)(z, y, progress=progress)
     assert got.shape == ()
     assert math.isclose(float(got), reference(name, z, y, progress), rel_tol=1e-10, abs_tol=1e-12)
 
@@ -214,8 +221,8 @@ def test_binary_equals_two_class(name):
     z, y = random_inputs(rng, 23, None)
     z1 = z.clone().requires_grad_(True)
     z2 = torch.stack([torch.zeros_like(z), z], dim=-1).requires_grad_(True)
-    l1 = get_objective(name)(z1, y, progress=0.7)
-    l2 = get_objective(name)(z2, torch.stack([1 - y, y], dim=-1), progress=0.7)
+    l1 = _fitted(name, y)(z1, y, progress=0.7)
+    l2 = _fitted(name, y)(z2, torch.stack([1 - y, y], dim=-1), progress=0.7)
     l1.backward()
     l2.backward()
     assert torch.allclose(l1, l2, rtol=1e-12, atol=1e-14)
@@ -235,10 +242,10 @@ def test_bce_matches_torch_without_halving():
 def test_reductions_are_explicit(name):
     rng = np.random.default_rng(5)
     z, y = random_inputs(rng, 9, 3)
-    per = get_objective(name, reduction="none")(z, y)
+    per = _fitted(name, y, reduction="none")(z, y)
     assert per.shape == (9,)
-    assert torch.allclose(get_objective(name)(z, y), per.mean())
-    assert torch.allclose(get_objective(name, reduction="sum")(z, y), per.sum())
+    assert torch.allclose(_fitted(name, y)(z, y), per.mean())
+    assert torch.allclose(_fitted(name, y, reduction="sum")(z, y), per.sum())
 
 
 # ---------------------------------------------------------------------------------------
@@ -323,7 +330,7 @@ def test_values_and_gradients_finite(batch, name, progress):
     """Hard labels 0/1 and saturated logits (|z| up to 1e4): finite value and gradient."""
     z, y = batch
     z = z.clone().requires_grad_(True)
-    loss = get_objective(name)(z, y, progress=progress)
+    loss = _fitted(name, y)(z, y, progress=progress)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
 
@@ -333,7 +340,7 @@ def test_values_and_gradients_finite(batch, name, progress):
 def test_float32_inputs_finite(batch, name):
     z, y = batch
     z = z.float().requires_grad_(True)
-    loss = get_objective(name)(z, y.float(), progress=0.5)
+    loss = _fitted(name, y.float())(z, y.float(), progress=0.5)
     loss.backward()
     assert loss.dtype == torch.float32
     assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
@@ -377,7 +384,7 @@ def test_cace_limits(batch, c_high):
     K = 2 if z.ndim == 1 else z.shape[1]
     ce = get_objective("bce")(z, y)
     assert torch.equal(get_objective("CACE_0")(z, y), ce)
-    assert torch.equal(get_objective("Quan_CACE_0")(z, y), ce)
+    assert torch.equal(_fitted("Quan_CACE_0", y)(z, y), ce)
     c = max(c_high, 1 - 1 / K + 1e-9)
     if c <= 1:
         assert torch.allclose(get_objective("CACE", c=c)(z, y), get_objective("reverse_bce")(z, y))
@@ -455,11 +462,13 @@ def test_aux_at_zero_weight_is_forward_ce_even_for_a_batch_of_one():
     assert torch.equal(get_objective("aux")(z, y, progress=0.0), get_objective("bce")(z, y))
 
 
-@pytest.mark.parametrize("name", ["aux", "logconf", "Quan_CACE_5"])
-def test_quantile_on_a_batch_of_one_is_refused(name):
-    """The released code's defect: a quantile over one example. Here it is an error."""
+@pytest.mark.parametrize("name, options", [("aux", {}), ("logconf", {}),
+                                           ("Quan_CACE_5", {"scope": "batch"})])
+def test_quantile_on_a_batch_of_one_is_refused(name, options):
+    """A batch quantile over one example is refused unless asked for (``group_size=1``,
+    the released minibatch of one)."""
     with pytest.raises(ValueError, match="at least 2 examples"):
-        get_objective(name)(torch.tensor([0.3]), torch.tensor([0.8]), progress=0.5)
+        get_objective(name, **options)(torch.tensor([0.3]), torch.tensor([0.8]), progress=0.5)
 
 
 @pytest.mark.parametrize("name", ["aux", "logconf"])
@@ -477,8 +486,9 @@ def test_rolling_buffer_threshold(name):
         win_s, win_y = s[lo:j + 1].tolist(), y[lo:j + 1].tolist()
         if name == "aux":
             t = ref_quantile(win_s, 1 - sum(win_y) / len(win_y))
-        else:
-            t = 1 - ref_quantile([1 - v for v in win_s], sum(win_y) / len(win_y))
+        else:  # logconf thresholds p_0 = softmax((0, z))_0 itself
+            p0 = torch.softmax(torch.stack([torch.zeros_like(z), z], 1), 1)[:, 0]
+            t = ref_quantile(p0[lo:j + 1].tolist(), sum(win_y) / len(win_y))
         assert obj.last_threshold == pytest.approx(t, rel=1e-12, abs=1e-15)
         if name == "aux":
             h = float(float(s[j]) >= t)
@@ -500,7 +510,7 @@ def test_buffer_equals_full_batch_when_batch_is_at_least_buffer():
 def test_quan_cace_buffer_prefilled_with_observe():
     rng = np.random.default_rng(11)
     z, y = random_inputs(rng, 30, 3)
-    obj = get_objective("Quan_CACE_3", buffer_size=1000)
+    obj = get_objective("Quan_CACE_3", scope="batch", buffer_size=1000)
     obj.observe(None, y)  # the whole training set's confidences
     obj(z[:1], y[:1])
     conf = (y.max(1).values - 1 / 3).tolist()

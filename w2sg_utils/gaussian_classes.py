@@ -135,6 +135,7 @@ def _train_linear(u, t, objective, epochs, batch_size, lr, l2, seed) -> LinearCl
     W = torch.zeros(out, d, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(out, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.Adam([W, b], lr=lr)
+    objective.fit(t[:, 1] if binary else t)  # Quan_CACE: threshold from all training labels
     gen = torch.Generator().manual_seed(int(seed))
     per_epoch = math.ceil(n / batch_size)
     total = epochs * per_epoch

@@ -86,6 +86,7 @@ def _train_head(head, e_a, e_b, targets, objective, *, l2, epochs, lr, batch_siz
     total = epochs * steps_per_epoch
     weights = [p for name, p in head.named_parameters() if name.endswith("weight")]
     opt = torch.optim.Adam(head.parameters(), lr=lr)
+    objective.fit(Y)  # Quan_CACE: threshold from all training labels (no-op otherwise)
     head.train()
     step = 0
     for _ in tqdm(range(epochs), disable=not progress, desc="head", leave=False):
@@ -165,7 +166,7 @@ def _orders(n, batch_size, epochs, seed):
 
 
 def _start_training(model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr,
-                    batch_size, epochs, device, seed, max_steps):
+                    batch_size, epochs, device, seed, max_steps, objective):
     """Shared set-up of both training loops: tokens, optimiser, the seeded minibatch order."""
     import torch
 
@@ -178,6 +179,7 @@ def _start_training(model, tokenizer, text_a, text_b, y, pretokenized, max_lengt
         positive_int(max_steps, "max_steps")
         batches = batches[:max_steps]
     Y = torch.tensor(y, dtype=torch.float32)
+    objective.fit(Y)  # Quan_CACE: threshold from all training labels (no-op otherwise)
     stats = {"steps": 0, "pairs": 0, "tokens": 0, "loss": float("nan")}
     return ids_a, ids_b, _pad_id(tokenizer), opt, batches, Y, stats
 
@@ -206,7 +208,7 @@ def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Cal
     device = par.device(device)
     ids_a, ids_b, pad, opt, batches, Y, stats = _start_training(
         model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr, batch_size,
-        epochs, device, seed, max_steps)
+        epochs, device, seed, max_steps, objective)
     net, opt = par.prepare(model, opt)
     for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (fast)")):
         idx = sorted(idx, key=lambda i: max(len(ids_a[i]), len(ids_b[i])))
@@ -248,7 +250,7 @@ def train_reward_model_paper(model, tokenizer, text_a, text_b, targets, objectiv
     y = _common_checks(len(text_a), targets, batch_size, epochs, lr, device, False)
     ids_a, ids_b, pad, opt, batches, Y, stats = _start_training(
         model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr, batch_size,
-        epochs, device, seed, max_steps)
+        epochs, device, seed, max_steps, objective)
     for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (paper)")):
         opt.zero_grad(set_to_none=True)
         total = 0.0

@@ -18,23 +18,34 @@ class AuxConfidence(Objective):
 
     ``CE((1 - w) y + w h, p)`` with ``w = aux_coef * min(1, progress / warmup_frac)``
     (``w = aux_coef`` if ``warmup_frac = 0``) and the hardened student ``h``: binary
-    ``h = 1[s >= t]``, ``t`` the quantile of ``s`` at level ``1 - mean(y)`` over the
-    quantile sample (current batch with ``buffer_size=0``, else the rolling buffer of
-    the last ``buffer_size`` examples); ``K > 2``: ``h = onehot(argmax p)``. When
-    ``w = 0`` no quantile is needed and the loss is forward CE.
+    ``h = 1[s >= t]``, ``t`` the quantile of ``s`` at level ``1 - mean(y)``; ``K > 2``:
+    ``h = onehot(argmax p)``. When ``w = 0`` no quantile is needed and the loss is
+    forward CE. The quantile is taken over the *quantile sample*:
+
+    * ``group_size=0`` (default): the current batch (``buffer_size=0``, at least two
+      examples) or the rolling buffer of the last ``buffer_size`` examples;
+    * ``group_size=g >= 1``: each run of ``g`` consecutive examples of the call on its
+      own, as the released code, which calls ``aux_conf_loss`` on every minibatch of
+      ``minibatch_size_per_device`` pairs (``weak_to_strong/loss.py``,
+      ``train.py``). ``g = 1`` (the released command) hardens every label to 1.
     """
 
     name = "aux"
-    options = ("aux_coef", "warmup_frac", "buffer_size")
+    options = ("aux_coef", "warmup_frac", "buffer_size", "group_size")
     _default_warmup = 0.2
+    _cls = 1  # the class whose probability is thresholded
 
     def __init__(self, aux_coef: float = 0.5, warmup_frac: float | None = None,
-                 buffer_size: int = 0, **kw):
+                 buffer_size: int = 0, group_size: int = 0, **kw):
         super().__init__(**kw)
         self.aux_coef = check_real(aux_coef, "aux_coef", 0.0, 1.0)
         wf = self._default_warmup if warmup_frac is None else warmup_frac
         self.warmup_frac = check_real(wf, "warmup_frac", 0.0, 1.0)
         self.buffer_size = check_int(buffer_size, "buffer_size", 0)
+        self.group_size = check_int(group_size, "group_size", 0)
+        if self.group_size and self.buffer_size:
+            raise ValueError("group_size: a per-group quantile takes no buffer; pass "
+                             "buffer_size=0 with group_size > 0")
         self._buffer = _QuantileBuffer(self.buffer_size)
         self.last_threshold: float | None = None
 
@@ -51,27 +62,39 @@ class AuxConfidence(Objective):
     def observe(self, student_logits, teacher_probs) -> None:
         z, y, _ = self._prepare(student_logits, teacher_probs)
         if z.shape[-1] == 2:
-            self._buffer.push(s=torch.softmax(z, dim=-1)[:, 1], y=y[:, 1])
+            self._buffer.push(q=torch.softmax(z, dim=-1)[:, self._cls], y=y[:, 1])
+
+    def _level(self, y1: torch.Tensor) -> torch.Tensor:
+        """Quantile level: the share of the sample the teacher puts on class 0."""
+        return (1.0 - y1.mean()).clamp(0.0, 1.0)
 
     def _harden(self, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if p.shape[-1] > 2:
             return F.one_hot(p.argmax(dim=-1), p.shape[-1]).to(p)
-        s, y1 = p[:, 1].detach(), y[:, 1]
-        sample = self._buffer.sample(s=s, y=y1)
-        _need_two(sample["s"].shape[0], self.name, self.buffer_size)
-        level = (1.0 - sample["y"].mean()).clamp(0.0, 1.0)
-        thr = torch.quantile(sample["s"], level)
-        self._buffer.push(s=s, y=y1)
+        q, y1 = p[:, self._cls].detach(), y[:, 1]
+        if self.group_size:
+            hard = torch.empty_like(q)
+            for s in range(0, q.shape[0], self.group_size):
+                qg, yg = q[s:s + self.group_size], y1[s:s + self.group_size]
+                thr = torch.quantile(qg, self._level(yg))
+                hard[s:s + self.group_size] = (qg >= thr).to(q)
+        else:
+            sample = self._buffer.sample(q=q, y=y1)
+            _need_two(sample["q"].shape[0], self.name, self.buffer_size)
+            thr = torch.quantile(sample["q"], self._level(sample["y"]))
+            self._buffer.push(q=q, y=y1)
+            hard = (q >= thr).to(q)
         self.last_threshold = float(thr)
-        h1 = (s >= thr).to(p)
-        return torch.stack([1.0 - h1, h1], dim=-1)
+        hard = hard.to(p)
+        pair = [1.0 - hard, hard] if self._cls == 1 else [hard, 1.0 - hard]
+        return torch.stack(pair, dim=-1)
 
     def _per_example(self, z, y, binary, progress):
         logp = F.log_softmax(z, dim=-1)
         w = self.weight(progress)
         if w == 0:
             if logp.shape[-1] == 2:  # keep the buffer current even while w = 0
-                self._buffer.push(s=logp.exp()[:, 1], y=y[:, 1])
+                self._buffer.push(q=logp.exp()[:, self._cls], y=y[:, 1])
             return _forward_ce(logp, y)
         h = self._harden(logp.exp().detach(), y)
         return _forward_ce(logp, (1.0 - w) * y + w * h)
@@ -80,31 +103,26 @@ class AuxConfidence(Objective):
 class LogConf(AuxConfidence):
     """``logconf``: the auxiliary confidence loss as in the OpenAI weak-to-strong code (C9).
 
-    Differs from :class:`AuxConfidence` in two details of that code: the weight is
+    Differs from :class:`AuxConfidence` in two details of that code
+    (``weak_to_strong/loss.py``, ``logconf_loss_fn``; EleutherAI ``w2s/loss.py``,
+    ``log_confidence_loss``, hardens the same way): the weight is
     ``w = aux_coef * (progress if progress <= warmup_frac else 1)`` (a ramp to
     ``aux_coef * warmup_frac`` that then jumps to ``aux_coef``; default ``warmup_frac``
-    0.1), and the hardening thresholds the class-0 probability: ``h_0 = 1[p_0 >= t_0]``,
-    ``t_0`` the quantile of ``p_0`` at level ``mean(y)`` (ties go to class 0).
+    0.1), and the hardening thresholds the class-0 probability itself:
+    ``h_0 = 1[p_0 >= t_0]``, ``t_0`` the quantile of ``p_0`` at level ``mean(y)`` (ties
+    go to class 0). ``last_threshold`` is ``t_0``.
     """
 
     name = "logconf"
     _default_warmup = 0.1
+    _cls = 0
 
     def weight(self, progress: float) -> float:
         progress = check_real(progress, "progress", 0.0, 1.0)
         return self.aux_coef * (1.0 if progress > self.warmup_frac else progress)
 
-    def _harden(self, p, y):
-        if p.shape[-1] > 2:
-            return F.one_hot(p.argmax(dim=-1), p.shape[-1]).to(p)
-        s, y1 = p[:, 1].detach(), y[:, 1]
-        sample = self._buffer.sample(s=s, y=y1)
-        _need_two(sample["s"].shape[0], self.name, self.buffer_size)
-        thr0 = torch.quantile(1.0 - sample["s"], sample["y"].mean().clamp(0.0, 1.0))
-        self._buffer.push(s=s, y=y1)
-        self.last_threshold = float(1.0 - thr0)
-        h0 = (p[:, 0] >= thr0).to(p)
-        return torch.stack([h0, 1.0 - h0], dim=-1)
+    def _level(self, y1: torch.Tensor) -> torch.Tensor:
+        return y1.mean().clamp(0.0, 1.0)
 
 
 class ProductLoss(Objective):

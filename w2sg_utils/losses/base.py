@@ -34,10 +34,11 @@ OBJECTIVE_NAMES = [
 OBJECTIVE_FAMILIES = {
     "bce": "forward cross-entropy CE(y, p) (aliases: ce, xent, forward_ce)",
     "reverse_bce": "reverse cross-entropy RCE(p, y_eps) (aliases: rce, reverse_ce)",
-    "kl": "forward KL(y || p)",
-    "reverse_kl": "reverse KL(p || y_eps)",
+    "kl": "forward KL(y || p) (class_mean=True: divided by K, as released)",
+    "reverse_kl": "reverse KL(p || y_eps) (class_mean=True: divided by K, as released)",
     "CACE_<c>": "CE where conf(y) >= c, RCE elsewhere; c in [0, 1], e.g. CACE_0.1",
-    "Quan_CACE_<k>": "CACE with c the k-th decile of conf(y); integer k in 0..10, e.g. Quan_CACE_5",
+    "Quan_CACE_<k>": "CACE with c the k-th decile of conf(y) over the training labels (fit); "
+                     "integer k in 0..10, e.g. Quan_CACE_5; scope='batch': per batch",
     "SL_a<alpha>_b<beta>": "alpha CE + beta RCE; alpha, beta >= 0, e.g. SL_a1_b0.1",
     "aux": "Burns et al. auxiliary confidence loss (batch-quantile hardening)",
     "logconf": "aux as in the OpenAI weak-to-strong code",
@@ -116,6 +117,15 @@ class Objective:
 
     def observe(self, student_logits, teacher_probs) -> None:
         """Add examples to the quantile buffer without computing a loss (no-op if stateless)."""
+
+    def fit(self, teacher_probs) -> Objective:
+        """See every training label once, before training; returns ``self``.
+
+        The training loops call it with all the teacher labels they train on. Only
+        ``Quan_CACE_k`` (``scope="train"``, the released threshold) uses it; for every
+        other objective it is a no-op.
+        """
+        return self
 
     # -- internals ---------------------------------------------------------------------
     def _prepare(self, student_logits, teacher_probs):
@@ -254,5 +264,6 @@ def _need_two(n: int, who: str, buffer_size: int) -> None:
         raise ValueError(
             f"{who}: the batch quantile needs at least 2 examples but the quantile sample "
             f"has {n} (buffer_size={buffer_size}); for gradient accumulation pass "
-            "buffer_size=<optimiser batch size> to get_objective, or call .observe() first"
+            "buffer_size=<optimiser batch size> to get_objective, or call .observe() first "
+            "(group_size=1 reproduces the released minibatch of one)"
         )

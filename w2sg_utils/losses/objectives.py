@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,22 +48,56 @@ class ReverseCE(_SmoothedLabels):
         return _reverse_ce(torch.softmax(z, dim=-1), _log_smoothed(y, self.eps, None, self.name))
 
 
-class ForwardKL(Objective):
-    """Forward KL ``KL(y || p) = CE(y, p) - H(y)`` (same gradient as forward CE; C7)."""
+class _ClassMean:
+    """Option ``class_mean``: divide the per-example divergence by ``K``, as the released
+    code's ``F.kl_div(..., reduction="mean")`` over the ``(B, K)`` entries does
+    (``weak_to_strong/loss.py``, ``kl_loss`` / ``reverse_kl_loss``). Off by default:
+    the book's divergences sum over classes."""
+
+    def _init_class_mean(self, class_mean) -> None:
+        if not isinstance(class_mean, bool):
+            raise ValueError(f"class_mean: expected True or False, got {class_mean!r}")
+        self.class_mean = class_mean
+
+    def _scale(self, per: torch.Tensor, n_classes: int) -> torch.Tensor:
+        return per / n_classes if self.class_mean else per
+
+
+class ForwardKL(_ClassMean, Objective):
+    """Forward KL ``KL(y || p) = CE(y, p) - H(y)`` (same gradient as forward CE; C7).
+
+    ``class_mean=True`` divides it by ``K`` (the released ``kl``, see :class:`_ClassMean`).
+    """
 
     name = "kl"
+    options = ("class_mean",)
+
+    def __init__(self, class_mean: bool = False, **kw):
+        super().__init__(**kw)
+        self._init_class_mean(class_mean)
 
     def _per_example(self, z, y, binary, progress):
-        return _forward_ce(F.log_softmax(z, dim=-1), y) - _entropy_labels(y)
+        per = _forward_ce(F.log_softmax(z, dim=-1), y) - _entropy_labels(y)
+        return self._scale(per, z.shape[-1])
 
 
-class ReverseKL(_SmoothedLabels):
-    """Reverse KL ``KL(p || y_eps) = sum_k p_k (log p_k - log y_eps,k) = RCE - H(p)`` (C7)."""
+class ReverseKL(_ClassMean, _SmoothedLabels):
+    """Reverse KL ``KL(p || y_eps) = sum_k p_k (log p_k - log y_eps,k) = RCE - H(p)`` (C7).
+
+    ``class_mean=True`` divides it by ``K`` (the released ``reverse_kl``).
+    """
 
     name = "reverse_kl"
+    options = ("eps", "class_mean")
+
+    def __init__(self, eps: float = DEFAULT_EPS, class_mean: bool = False, **kw):
+        super().__init__(eps=eps, **kw)
+        self._init_class_mean(class_mean)
+
     def _per_example(self, z, y, binary, progress):
         logp = F.log_softmax(z, dim=-1)
-        return (logp.exp() * (logp - _log_smoothed(y, self.eps, None, self.name))).sum(dim=-1)
+        per = (logp.exp() * (logp - _log_smoothed(y, self.eps, None, self.name))).sum(dim=-1)
+        return self._scale(per, z.shape[-1])
 
 
 class CACE(Objective):
@@ -94,34 +129,73 @@ class CACE(Objective):
 
 
 class QuanCACE(CACE):
-    """``Quan_CACE_k``: ``CACE_c`` with ``c`` the ``k/10`` quantile of ``conf(y)`` (C9).
+    """``Quan_CACE_k``: ``CACE_c`` with ``c`` the ``k``-th decile of ``conf(y)`` (C9).
 
-    The quantile (``torch.quantile``, linear interpolation) is over the quantile sample:
-    the current batch (``buffer_size=0``, at least 2 examples) or the rolling buffer of
-    the last ``buffer_size`` teacher confidences. ``k = 0`` is forward CE.
+    ``scope="train"`` (default, the released threshold): ``c`` is fixed once, before
+    training, by :meth:`fit` on every teacher label of the training set, as
+    ``numpy.quantile(conf, numpy.linspace(0, 1, 11)[k])`` in float64 (``train_w2s.py``,
+    ``main``, of the release); batches never move it. A call before ``fit`` raises.
+    ``scope="batch"`` (the book's variant): the quantile (``torch.quantile``, linear
+    interpolation, level ``k / 10``) of the quantile sample, the current batch
+    (``buffer_size=0``, at least 2 examples) or the rolling buffer of the last
+    ``buffer_size`` teacher confidences. ``k = 0`` is forward CE.
     """
 
-    options = ("eps", "buffer_size")
+    options = ("eps", "scope", "buffer_size")
 
-    def __init__(self, k: int, eps: float = DEFAULT_EPS, buffer_size: int = 0, **kw):
+    def __init__(self, k: int, eps: float = DEFAULT_EPS, scope: str = "train",
+                 buffer_size: int = 0, **kw):
         super().__init__(c=0.0, eps=eps, **kw)
         self.k = check_int(k, "k", 0, 10)
+        if scope not in ("train", "batch"):
+            raise ValueError(f"scope: 'train' (released) or 'batch', got {scope!r}")
+        self.scope = scope
         self.buffer_size = check_int(buffer_size, "buffer_size", 0)
+        if scope == "train" and self.buffer_size:
+            raise ValueError("buffer_size: only with scope='batch'; scope='train' fixes the "
+                             "threshold from all training labels (fit)")
         self._buffer = _QuantileBuffer(self.buffer_size)
         self.name = f"Quan_CACE_{self.k}"
+        self.threshold: float | None = None
         self.last_threshold: float | None = None
 
     def reset(self) -> None:
         self._buffer.reset()
 
+    def fit(self, teacher_probs) -> QuanCACE:
+        """Fix the threshold from every training label (``scope="train"``; no-op otherwise)."""
+        if self.scope != "train":
+            return self
+        y = torch.as_tensor(teacher_probs).detach().cpu().to(torch.float64)
+        if y.ndim not in (1, 2) or y.shape[0] == 0:
+            raise ValueError(f"teacher_probs: expected a non-empty (n,) or (n, K) array, got "
+                             f"shape {tuple(y.shape)}")
+        if not bool(torch.isfinite(y).all()) or bool((y < 0).any()) or bool((y > 1).any()):
+            raise ValueError("teacher_probs: probabilities must be finite and lie in [0, 1]")
+        conf = (y - 0.5).abs() if y.ndim == 1 else y.max(dim=-1).values - 1.0 / y.shape[-1]
+        levels = np.linspace(0.0, 1.0, 11)  # the released deciles, bit for bit
+        self.threshold = float(np.quantile(conf.numpy(), levels[self.k]))
+        self.last_threshold = self.threshold
+        return self
+
     def observe(self, student_logits, teacher_probs) -> None:
-        """Add teacher confidences to the buffer; ``student_logits`` may be ``None``."""
+        """Add teacher confidences to the buffer (``scope="batch"``); ``student_logits``
+        may be ``None``. A no-op with ``scope="train"`` (use :meth:`fit`)."""
+        if self.scope != "batch":
+            return
         if student_logits is None:
             student_logits = torch.zeros_like(torch.as_tensor(teacher_probs), dtype=torch.float64)
         _, y, binary = self._prepare(student_logits, teacher_probs)
         self._buffer.push(conf=_confidence(y, binary))
 
     def _threshold(self, y, binary):
+        if self.scope == "train":
+            if self.threshold is None:
+                raise ValueError(
+                    f"{self.name}: the threshold is the k-th decile of all the training "
+                    "labels; call .fit(teacher_probs) with them first (the training loops "
+                    "do), or pass scope='batch' for a per-batch quantile")
+            return self.threshold
         conf = _confidence(y, binary)
         sample = self._buffer.sample(conf=conf)["conf"]
         _need_two(sample.shape[0], self.name, self.buffer_size)

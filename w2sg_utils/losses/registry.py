@@ -117,3 +117,57 @@ def get_objective(name: str, **options) -> Objective:
         raise ValueError(f"options: {dup} given both in the name {name!r} and as options")
     _check_options(cls, options, key)
     return cls(**given, **options)
+
+
+RELEASED_OBJECTIVES = ("bce", "reverse_bce", "kl", "reverse_kl", "CACE_<c>", "Quan_CACE_<k>",
+                       "SL_a<alpha>_b<beta>", "aux", "logconf_c<aux_coef>_w<warmup_frac>")
+"""Objective names of the released code's reward-model loop (``train_w2s.py``)."""
+
+_RE_REL_AUX = re.compile(rf"^logconf_c(?P<c>{_NUM})_w(?P<w>{_NUM})$", re.IGNORECASE)
+_RELEASED_CLASSES = (ForwardCE, ReverseCE, ForwardKL, ReverseKL, CACE, QuanCACE, SymmetricLoss,
+                     AuxConfidence)
+
+
+def release_objective(name: str, **options) -> Objective:
+    """An objective exactly as the released code computes it (issue 12; claims C7-C9).
+
+    The settings of the release (``Gengze/W2SG-Bregman``, ``weak_to_strong/loss.py`` and
+    ``train_w2s.py``), each overridable by ``options``:
+
+    * label smoothing ``eps = 0`` (the released default ``epsilon``) in every reverse term;
+    * ``kl`` / ``reverse_kl``: ``class_mean=True`` (``F.kl_div``'s ``reduction="mean"``
+      over the ``(B, 2)`` entries, half the per-pair divergence);
+    * ``Quan_CACE_k``: ``scope="train"``, the threshold fixed by :meth:`fit` from every
+      training label;
+    * ``aux``: ``group_size=1`` (the quantile of each minibatch of one pair, as in the
+      released command, so every hard label is 1), ``aux_coef=0.5``,
+      ``warmup_frac=0.2``; the released name ``logconf_c<a>_w<w>`` is ``aux`` with
+      ``aux_coef=a``, ``warmup_frac=w``.
+
+    The remaining, named difference: the release evaluates (reverse) BCE on
+    ``sigmoid(z)`` with torch's log clamped at -100, so for ``|z| > 16`` in float32 its
+    value saturates and its gradient vanishes, where the book's stays exact. With
+    ``eps = 0`` a hard label in a reverse term raises ``ValueError`` here (the release
+    returns a clamped value). Other objectives (``logconf``, ``product``, ``entropy``,
+    ``window``) are not in the release's reward loop: ``ValueError``.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"name: expected a string, got {type(name).__name__} {name!r}")
+    if m := _RE_REL_AUX.match(name.strip()):
+        name = "aux"
+        options = {"aux_coef": float(m["c"]), "warmup_frac": float(m["w"])} | options
+    cls = type(get_objective(name))
+    if cls not in _RELEASED_CLASSES:
+        raise ValueError(
+            f"name: {name!r} is not an objective of the released code's reward loop; the "
+            f"release trains with {', '.join(RELEASED_OBJECTIVES)}")
+    release: dict = {}
+    if "eps" in cls.options:
+        release["eps"] = 0.0
+    if cls in (ForwardKL, ReverseKL):
+        release["class_mean"] = True
+    if cls is QuanCACE:
+        release["scope"] = "train"
+    if cls is AuxConfidence:
+        release |= {"group_size": 1, "aux_coef": 0.5, "warmup_frac": 0.2}
+    return get_objective(name, **(release | options))
