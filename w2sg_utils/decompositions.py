@@ -42,6 +42,8 @@ __all__ = [
 class BiasVariance:
     """Terms of the generalized bias-variance decomposition, one value per input ``x``.
 
+    Statement: {prf:ref}`lem-bias-variance`.
+
     ``expected_loss`` is computed directly as ``E D(Y, V)`` over the product of the two
     (empirical or exact) distributions, not as the sum of the terms, so
     ``expected_loss == noise + bias + variance`` is a real check of claim C1.
@@ -127,7 +129,7 @@ def bias_variance_decomposition(
     prediction_weights=None,
     target_weights=None,
 ) -> BiasVariance:
-    """Generalized bias-variance decomposition of claim C1 (Chapter 1's lemma).
+    """Generalized bias-variance decomposition of claim C1 ({prf:ref}`lem-bias-variance`).
 
     Parameters
     ----------
@@ -168,6 +170,8 @@ def bias_variance_decomposition(
 class GainIdentity:
     """Per-example terms of the pointwise gain identity (claim C2).
 
+    Statement: {prf:ref}`prop-gain-identity`.
+
     ``risk_w = risk_s + misfit + cross`` holds exactly for every example, where
     ``risk_w = D(y, f_w)``, ``risk_s = D(y, f_s)``, ``misfit = D(f_s, f_w)`` (student
     first) and ``cross = <y - f_s, grad phi(f_s) - grad phi(f_w)>``.
@@ -195,6 +199,8 @@ class GainIdentity:
 
 def gain_identity(divergence: str | BregmanDivergence, y, f_s, f_w) -> GainIdentity:
     """Terms of the pointwise gain identity of claim C2 for arrays of examples.
+
+    Statement: {prf:ref}`prop-gain-identity`.
 
     ``y``, ``f_s`` and ``f_w`` broadcast against each other; the last axis holds
     coordinates (classes). Averaging the returned terms over examples gives

@@ -114,6 +114,10 @@ def check_broadcast(u: np.ndarray, v: np.ndarray, names: tuple[str, str]) -> Non
 class BregmanDivergence:
     """Base class: a Bregman divergence with generator ``phi`` (claim C1).
 
+    Statements: {prf:ref}`def-bregman` (the divergence), {prf:ref}`lem-three-point`
+    (``three_point_cross``), {prf:ref}`def-dual-mean` and
+    {prf:ref}`prop-dual-mean-minimiser` (``dual_mean``).
+
     Subclasses implement ``_phi``, ``_grad``, ``_grad_inv`` and ``_check``. Public
     methods validate their inputs and raise ``ValueError`` naming the argument.
     """
@@ -286,7 +290,11 @@ class KLSimplex(BregmanDivergence):
 
 
 def kl_from_logits(logits_p, logits_q) -> np.ndarray:
-    """``KL(softmax(logits_p) || softmax(logits_q))`` computed stably from logits (C1)."""
+    """``KL(softmax(logits_p) || softmax(logits_q))`` computed stably from logits (C1).
+
+    Statement: {prf:ref}`def-bregman` (the KL divergence is the Bregman divergence of
+    the negative entropy).
+    """
     a = as_float(logits_p, "logits_p")
     b = as_float(logits_q, "logits_q")
     check_broadcast(a, b, ("logits_p", "logits_q"))
@@ -401,7 +409,10 @@ DIVERGENCES: dict[str, BregmanDivergence] = {
 
 
 def get_divergence(name: str | BregmanDivergence) -> BregmanDivergence:
-    """Look up a divergence by name (``squared``, ``kl``, ``binary_kl``, ...)."""
+    """Look up a divergence by name (``squared``, ``kl``, ``binary_kl``, ...).
+
+    Statement: {prf:ref}`def-bregman`.
+    """
     if isinstance(name, BregmanDivergence):
         return name
     try:

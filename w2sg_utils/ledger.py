@@ -45,7 +45,8 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-__all__ = ["CLAIMS", "STATUSES", "Record", "record", "make_record", "to_html", "parse_html"]
+__all__ = ["CLAIMS", "STATUSES", "Record", "record", "make_record", "to_html", "parse_html",
+           "statement_links", "reference_entry"]
 
 # Short titles of the claims; the claims page (book/claims.md) states each in full.
 CLAIMS = {
@@ -68,6 +69,8 @@ STATUSES = {
 }
 
 MARKER = "data-w2sg-ledger"
+_STATEMENT_REF = re.compile(r"\{(?:prf:ref|ref)\}`[^`]+`")
+_SPHINX_ROLE = re.compile(r":(?:func|class|meth|mod|data|attr):`~?([^`]+)`")
 _LABEL = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
 _CHECK = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _RECORD_HTML = re.compile(MARKER + r'="([^"]*)"')
@@ -158,3 +161,44 @@ def record(claim: str, statement: str, check: str, status: str, number, text: st
         print(plain)
         return
     display({"text/html": to_html(rec), "text/plain": plain}, raw=True)
+
+
+def statement_links(doc: str) -> list[str]:
+    """The MyST links to statements in a docstring (the ``prf:ref`` and ``ref`` roles), in
+    order, without repeats.
+
+    Theorem to code and back: the chapters name, under each statement box, the package
+    objects that compute and check it; each object's docstring links back to its
+    statement(s) with the ``prf:ref`` role and the statement's label (or the ``ref`` role
+    and a ``sec-`` label where the chapter has no formal statement), and the package
+    reference shows those links.
+    """
+    return list(dict.fromkeys(_STATEMENT_REF.findall(doc or "")))
+
+
+def reference_entry(path: str, obj) -> str:
+    """MyST for one entry of the package reference: a ``py:function`` or ``py:class``
+    description of ``obj`` under the dotted ``path`` (so that the chapters' ``py:func``
+    links to it resolve, and the strict build checks them), with the first paragraph of
+    its docstring, the claims it names and the links to its statements."""
+    import inspect
+
+    kind = "class" if inspect.isclass(obj) else "function"
+    try:  # without annotations: the strict build would try to cross-reference each type
+        sig = inspect.signature(obj)
+        params = [p.replace(annotation=p.empty) for p in sig.parameters.values()]
+        signature = str(sig.replace(parameters=params, return_annotation=sig.empty))
+    except (TypeError, ValueError):
+        signature = "(...)"
+    signature = " ".join(signature.split())
+    doc = inspect.getdoc(obj) or ""
+    summary = _SPHINX_ROLE.sub(r"`\1`", " ".join(doc.split("\n\n")[0].split()))
+    links = statement_links(doc)
+    claims = sorted(set(re.findall(r"\bC[1-9]\b", doc)), key=lambda c: int(c[1:]))
+    fence = "`" * 4
+    body = summary
+    if claims:
+        body += "\n\n" + ("Claim " if len(claims) == 1 else "Claims ") + ", ".join(claims) + "."
+    if links:
+        body += (" " if claims else "\n\n") + "Statement: " + ", ".join(links) + "."
+    return f"{fence}{{py:{kind}}} {path}{signature}\n{body}\n{fence}\n"

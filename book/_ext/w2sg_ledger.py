@@ -13,7 +13,10 @@ that cell (see the docstring of ``w2sg_utils.ledger``). This extension
    which runs after all chapters were read and executed), replaces the directive by the
    ledger table: claim, statement (a cross-reference, so an unknown label fails the
    strict build), check (a link to the cell), status and key number. ``env-updated``
-   marks that page for writing on every build, so it never shows stale records.
+   marks that page for writing on every build, so it never shows stale records;
+4. re-reads on every build the pages whose front matter says ``execution_mode: force``
+   (the package reference, generated from the docstrings that link back to the
+   statements), which Sphinx would otherwise skip while their source is unchanged.
 
 Registered in ``_config.yml`` under ``sphinx: local_extensions``.
 """
@@ -118,6 +121,19 @@ def check_consistency(app, env):
             seen[rec["check"]] = docname
 
 
+def reread_forced(app, env, added, changed, removed):
+    """env-get-outdated: pages that execute on every build are read on every build."""
+    forced = []
+    for docname in env.found_docs - set(added) - set(changed) - set(removed):
+        path = env.doc2path(docname)
+        if str(path).endswith(".md"):
+            with open(path, encoding="utf-8") as f:
+                head = f.read(2000).split("\n---", 1)[0]
+            if "execution_mode: force" in head:
+                forced.append(docname)
+    return forced
+
+
 def always_write_ledger(app, env):
     """env-updated: the ledger page depends on every chapter, so write it every time."""
     return sorted(getattr(env, "w2sg_ledger_pages", set()))
@@ -201,4 +217,5 @@ def setup(app):
     app.connect("env-merge-info", merge)
     app.connect("env-check-consistency", check_consistency)
     app.connect("env-updated", always_write_ledger)
+    app.connect("env-get-outdated", reread_forced)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
