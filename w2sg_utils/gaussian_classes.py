@@ -165,7 +165,10 @@ def _train_linear(u, t, objective, epochs, batch_size, lr, l2, seed) -> LinearCl
 
 
 def entropy(logp) -> np.ndarray:
-    """Shannon entropy ``H(p) = -sum_k p_k log p_k`` from log-probabilities (last axis)."""
+    """Shannon entropy ``H(p) = -sum_k p_k log p_k`` from log-probabilities (last axis).
+
+    Statement: {prf:ref}`cor-entropy-gain`.
+    """
     logp = np.asarray(logp, dtype=np.float64)
     p = np.exp(logp)
     with np.errstate(invalid="ignore"):  # 0 * (-inf) where p = 0; masked out
@@ -173,7 +176,10 @@ def entropy(logp) -> np.ndarray:
 
 
 def min_entropy(logp) -> np.ndarray:
-    """Min-entropy ``H_inf(p) = -log max_k p_k`` from log-probabilities (last axis)."""
+    """Min-entropy ``H_inf(p) = -log max_k p_k`` from log-probabilities (last axis).
+
+    Statement: {prf:ref}`cor-entropy-gain`.
+    """
     return -np.max(np.asarray(logp, dtype=np.float64), axis=-1)
 
 
@@ -201,6 +207,8 @@ def w2s_terms(y, log_ybar, logp_s, logp_w, logp_wbar) -> dict[str, np.ndarray]:
     * ``rce = RCE(f_s, f_w) = misfit + H(f_s)``, ``entropy_s = H(f_s)``,
       ``entropy_w = H(f_w)``, ``min_entropy_w = -log max_k f_w,k``;
     * ``correct_s``, ``correct_w``: 0/1 accuracy of the argmax against ``y``.
+
+    Statements: {prf:ref}`prop-ce-gain-identity`, {prf:ref}`cor-entropy-gain`.
     """
     arrs = [np.asarray(a, dtype=np.float64) for a in (log_ybar, logp_s, logp_w, logp_wbar)]
     log_ybar, logp_s, logp_w, logp_wbar = arrs

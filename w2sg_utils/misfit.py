@@ -70,6 +70,8 @@ def risk(divergence, y, f, x_weights=None) -> np.ndarray:
     input axis ``-2`` with ``x_weights`` (default uniform). Passing ``y = ybar`` gives the
     *excess* risk: ``R(f) = E D(y, ybar) + E_x D(ybar(x), f(x))`` (claim C1 with a
     deterministic prediction), so the noise term cancels in every gain.
+
+    Statement: {prf:ref}`thm-expected-misfit`.
     """
     div = get_divergence(divergence)
     y, f = _functions(div, y, f, ("y", "f"))
@@ -78,7 +80,10 @@ def risk(divergence, y, f, x_weights=None) -> np.ndarray:
 
 
 def misfit(divergence, f_s, f_w, x_weights=None) -> np.ndarray:
-    """Misfit ``M(f_s, f_w) = E_x D(f_s(x), f_w(x))``, **student first** (claims C2-C4)."""
+    """Misfit ``M(f_s, f_w) = E_x D(f_s(x), f_w(x))``, **student first** (claims C2-C4).
+
+    Statements: {prf:ref}`prop-gain-identity`, {prf:ref}`prop-misfit-decomposition`.
+    """
     div = get_divergence(divergence)
     f_s, f_w = _functions(div, f_s, f_w, ("f_s", "f_w"))
     w = sample_weights(x_weights, f_s.shape[-2], "x_weights")
@@ -92,6 +97,8 @@ def cross_term(divergence, ybar, f_s, f_ref, x_weights=None) -> np.ndarray:
     with ``f_ref = fbar_w`` (the posterior-mean teacher) its expectation over draws is the
     residual ``eps`` of the expected misfit theorem (C3). For KL the gradient is defined up
     to an additive constant, which cancels because ``ybar - f_s`` sums to zero.
+
+    Statements: {prf:ref}`prop-gain-identity`, {prf:ref}`thm-expected-misfit`.
     """
     div = get_divergence(divergence)
     ybar, f_s = _functions(div, ybar, f_s, ("ybar", "f_s"))
@@ -108,6 +115,8 @@ def posterior_mean_teacher(divergence, f_w, groups, draw_weights=None) -> np.nda
     same label have the same student. Returns, for each draw, the dual mean of the
     teachers in its group, weighted by ``draw_weights`` (exact distribution; default
     uniform), i.e. ``grad phi(fbar_w) = E[grad phi(f_w) | group]``.
+
+    Statement: {prf:ref}`def-posterior-mean-teacher`.
     """
     div = get_divergence(divergence)
     f_w = div.validate(f_w, "f_w", "prediction")
@@ -144,6 +153,8 @@ def dual_mean_ensembles(divergence, members, k: int) -> np.ndarray:
     ``members`` has shape ``(m, ..., c)`` with ``m`` a multiple of ``k``; returns shape
     ``(m // k, ..., c)``: arithmetic mean for squared loss, softmax of the mean logits
     (normalised geometric mean) for KL.
+
+    Statement: {prf:ref}`prop-misfit-decomposition`.
     """
     div = get_divergence(divergence)
     members = div.validate(members, "members", "prediction")
@@ -181,6 +192,8 @@ class MisfitTheorem:
     teacher; ``eps_draw``, ``misfit_to_posterior`` (``M(f_s, fbar_w)``) and
     ``teacher_spread`` (``M(fbar_w, f_w)``) need the posterior-mean teacher and are
     ``None`` without it.
+
+    Statements: {prf:ref}`thm-expected-misfit`, {prf:ref}`cor-posterior-mean-gain`.
     """
 
     risk_w: np.ndarray
@@ -276,6 +289,8 @@ def misfit_theorem(
         The law ``P_X`` on the ``n`` inputs; default uniform.
     noise:
         ``E D(y, ybar)``, added to both risks (it cancels in the gain).
+
+    Statements: {prf:ref}`thm-expected-misfit`, {prf:ref}`cor-posterior-mean-gain`, {prf:ref}`cor-eps-bound`.
     """
     div = get_divergence(divergence)
     f_s, f_w = _functions(div, f_s, f_w, ("f_s", "f_w"), ("prediction", "prediction"))

@@ -54,6 +54,8 @@ class RFTask:
     plus a unit-variance quadratic part, which random ReLU features of finite width can
     only approximate. ``noise_sd`` is the standard deviation of the label noise, so the
     Bayes risk is ``noise_sd ** 2``.
+
+    Statement: {prf:ref}`def-rf-model`.
     """
 
     d: int = 20
@@ -85,6 +87,8 @@ def random_features(X, W, activation: str = "relu"):
     ``X`` has shape ``(..., m, d)``, ``W`` shape ``(..., p, d)``; returns ``(..., m, p)``
     as a float64 torch tensor. The ``1 / sqrt(p)`` scaling makes the feature kernel
     converge to its infinite-width limit as ``p`` grows.
+
+    Statement: {prf:ref}`def-rf-model`.
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation: must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
@@ -122,6 +126,8 @@ class W2SResult:
     Teacher arrays have shape ``(reps,)``: ``risk_w`` and ``teacher_var`` (the
     unbiased ensemble estimate of ``E_x Var f_w(x)``). All ``E_x`` are averages over
     ``n_test`` fresh test inputs per repetition.
+
+    Statement: {prf:ref}`conj-rf-w2sg`.
     """
 
     params: dict
@@ -241,6 +247,8 @@ def simulate_w2s(
     or ``lam_s`` share their teachers (common random numbers).
     Results do not depend on ``chunk`` (repetitions processed together). ``threads``:
     torch threads during the call (see :data:`~w2sg_utils.ridge.DEFAULT_THREADS`).
+
+    Statements: {prf:ref}`def-rf-model`, {prf:ref}`conj-rf-w2sg`.
     """
     if not isinstance(task, RFTask):
         raise ValueError(f"task: expected an RFTask, got {type(task).__name__}")

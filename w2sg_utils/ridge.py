@@ -196,6 +196,8 @@ def ridge_fit(X, y, alpha, *, solver: str = "auto", form: str = "auto", rcond=No
     -------
     Coefficients of shape ``batch + (p,)`` or ``batch + (p, k)``, float64, numpy or
     torch like ``X``.
+
+    Statement: {prf:ref}`def-rf-model`.
     """
     if solver not in _SOLVERS:
         raise ValueError(f"solver: must be one of {_SOLVERS}, got {solver!r}")
@@ -225,6 +227,8 @@ def ridge_path(X, y, alphas, *, solver: str = "auto", form: str = "auto", rcond=
     matrix is formed once; each level is solved as in :func:`ridge_fit` (for a handful
     of levels, one Cholesky factorisation per level is several times cheaper than one
     eigendecomposition; ``solver="eigh"`` forces the latter).
+
+    Statement: {prf:ref}`def-rf-model`.
     """
     if solver not in _SOLVERS:
         raise ValueError(f"solver: must be one of {_SOLVERS}, got {solver!r}")

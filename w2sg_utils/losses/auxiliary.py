@@ -28,6 +28,8 @@ class AuxConfidence(Objective):
       own, as the released code, which calls ``aux_conf_loss`` on every minibatch of
       ``minibatch_size_per_device`` pairs (``weak_to_strong/loss.py``,
       ``train.py``). ``g = 1`` (the released command) hardens every label to 1.
+
+    Statement: {ref}`sec-ch04-experiment`.
     """
 
     name = "aux"
@@ -111,6 +113,8 @@ class LogConf(AuxConfidence):
     0.1), and the hardening thresholds the class-0 probability itself:
     ``h_0 = 1[p_0 >= t_0]``, ``t_0`` the quantile of ``p_0`` at level ``mean(y)`` (ties
     go to class 0). ``last_threshold`` is ``t_0``.
+
+    Statement: {ref}`sec-ch04-experiment`.
     """
 
     name = "logconf"
@@ -159,6 +163,8 @@ class EntropyLoss(Objective):
     rescaled; no entropy is minimised. With ``detach=False``, ``p' = p`` and the loss
     ``(1 - w) CE(y, p) + w H(p)`` is a true entropy penalty (claim C7's direction).
     Default ``warmup_frac`` 0.1.
+
+    Statement: {prf:ref}`cor-entropy-gain`.
     """
 
     name = "entropy"

@@ -63,6 +63,8 @@ def smooth_labels(teacher_probs, eps: float, n_classes: int):
     Works for numpy arrays and torch tensors. The second form maps an exactly uniform
     teacher to itself, so the reverse-CE gradient at a uniform teacher is exactly zero
     (claim C8).
+
+    Statement: {prf:ref}`prop-ce-rce-gradients`.
     """
     return teacher_probs + eps * (1.0 / n_classes - teacher_probs)
 
@@ -82,6 +84,8 @@ class Objective:
     loss, which is summed over classes). Subclasses implement :meth:`_per_example` on
     two-class / multi-class tensors: ``z`` ``(B, K)`` logits, ``y`` ``(B, K)`` labels,
     ``binary`` tells whether the caller passed the ``(B,)`` binary form.
+
+    Statement: {ref}`sec-ch04-experiment`.
     """
 
     name: str = "abstract"

@@ -26,6 +26,8 @@ def forward_ce_grad(student_logits, teacher_probs) -> np.ndarray:
 
     Binary: ``s - y`` with ``s = sigmoid(z)``. Same shape as ``student_logits``.
     The same is the gradient of the forward KL (``H(y)`` does not depend on ``z``).
+
+    Statement: {prf:ref}`prop-ce-rce-gradients`.
     """
     z, y = _np_inputs(student_logits, teacher_probs)
     if z.ndim == 1:
@@ -42,6 +44,8 @@ def reverse_ce_grad(student_logits, teacher_probs, eps: float = DEFAULT_EPS) -> 
     Multi-class: ``dRCE/dz_j = -p_j (log y_eps,j - sum_k p_k log y_eps,k)``.
     Binary: ``-s (1 - s) logit(y_eps)``. An exactly uniform teacher gives exactly zero
     (``log y_eps`` is shifted by its maximum before use, which the formula allows).
+
+    Statement: {prf:ref}`prop-ce-rce-gradients`.
     """
     eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
     z, y = _np_inputs(student_logits, teacher_probs)
@@ -60,6 +64,8 @@ def reverse_ce_grad(student_logits, teacher_probs, eps: float = DEFAULT_EPS) -> 
 def reverse_kl_grad(student_logits, teacher_probs, eps: float = DEFAULT_EPS) -> np.ndarray:
     """Gradient of ``KL(p || y_eps)`` w.r.t. the logits: ``p_j (A_j - sum_k p_k A_k)``,
     ``A = log p - log y_eps`` (claim C7). Binary: ``s (1 - s) (z - logit(y_eps))``.
+
+    Statement: {prf:ref}`prop-ce-rce-gradients`.
     """
     eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
     z, y = _np_inputs(student_logits, teacher_probs)

@@ -28,6 +28,8 @@ class ForwardCE(Objective):
 
     Binary: ``-[y log s + (1 - y) log(1 - s)]``, gradient ``s - y`` in the logit.
     Finite for hard labels and saturated logits (computed from ``log_softmax``).
+
+    Statements: {prf:ref}`prop-ce-rce-gradients`, {prf:ref}`prop-population-minimisers`.
     """
 
     name = "bce"
@@ -41,6 +43,8 @@ class ReverseCE(_SmoothedLabels):
 
     Binary: ``-[s log y_eps + (1 - s) log(1 - y_eps)]``, gradient
     ``-s (1 - s) logit(y_eps)``; ``RCE(p, y) = KL(p || y) + H(p)``.
+
+    Statements: {prf:ref}`prop-ce-rce-gradients`, {prf:ref}`prop-population-minimisers`.
     """
 
     name = "reverse_bce"
@@ -67,6 +71,8 @@ class ForwardKL(_ClassMean, Objective):
     """Forward KL ``KL(y || p) = CE(y, p) - H(y)`` (same gradient as forward CE; C7).
 
     ``class_mean=True`` divides it by ``K`` (the released ``kl``, see :class:`_ClassMean`).
+
+    Statement: {prf:ref}`prop-population-minimisers`.
     """
 
     name = "kl"
@@ -85,6 +91,8 @@ class ReverseKL(_ClassMean, _SmoothedLabels):
     """Reverse KL ``KL(p || y_eps) = sum_k p_k (log p_k - log y_eps,k) = RCE - H(p)`` (C7).
 
     ``class_mean=True`` divides it by ``K`` (the released ``reverse_kl``).
+
+    Statement: {prf:ref}`prop-population-minimisers`.
     """
 
     name = "reverse_kl"
@@ -106,6 +114,8 @@ class CACE(Objective):
     Per example: ``CE(y, p)`` if ``conf(y) >= c`` else ``RCE(p, y_eps)``, with
     ``conf(y) = max_k y_k - 1/K`` (binary ``|y - 1/2|``). ``c = 0`` is forward CE;
     ``c > 1 - 1/K`` (binary: ``c > 0.5``) is reverse CE.
+
+    Statement: {ref}`sec-ch04-experiment`.
     """
 
     options = ("eps",)
@@ -139,6 +149,8 @@ class QuanCACE(CACE):
     interpolation, level ``k / 10``) of the quantile sample, the current batch
     (``buffer_size=0``, at least 2 examples) or the rolling buffer of the last
     ``buffer_size`` teacher confidences. ``k = 0`` is forward CE.
+
+    Statement: {ref}`sec-ch04-experiment`.
     """
 
     options = ("eps", "scope", "buffer_size")
@@ -206,7 +218,10 @@ class QuanCACE(CACE):
 
 
 class SymmetricLoss(Objective):
-    """``SL_a<alpha>_b<beta>``: ``alpha CE(y, p) + beta RCE(p, y_eps)`` (Wang et al.; C9)."""
+    """``SL_a<alpha>_b<beta>``: ``alpha CE(y, p) + beta RCE(p, y_eps)`` (Wang et al.; C9).
+
+    Statement: {ref}`sec-ch04-experiment`.
+    """
 
     options = ("eps",)
 

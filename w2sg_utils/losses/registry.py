@@ -78,6 +78,8 @@ def get_objective(name: str, **options) -> Objective:
     ``"sum"``, ``"none"``) and ``validate`` (input checks, default True).
     Unknown or malformed names and out-of-range values raise ``ValueError``.
     The returned object's ``name`` is canonical (e.g. ``"CACE_0.1"``).
+
+    Statement: {ref}`sec-ch04-experiment`.
     """
     if not isinstance(name, str):
         raise ValueError(f"name: expected a string, got {type(name).__name__} {name!r}")
@@ -150,6 +152,8 @@ def release_objective(name: str, **options) -> Objective:
     ``eps = 0`` a hard label in a reverse term raises ``ValueError`` here (the release
     returns a clamped value). Other objectives (``logconf``, ``product``, ``entropy``,
     ``window``) are not in the release's reward loop: ``ValueError``.
+
+    Statement: {ref}`sec-ch04-experiment`.
     """
     if not isinstance(name, str):
         raise ValueError(f"name: expected a string, got {type(name).__name__} {name!r}")
