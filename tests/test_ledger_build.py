@@ -82,6 +82,7 @@ def test_ledger_lists_the_record_with_working_links(tmp_path):
     chap = (out / "chap.html").read_text()
     assert 'href="chap.html#check-tiny-check"' in ledger and 'id="check-tiny-check"' in chap
     assert 'href="chap.html#lem-tiny"' in ledger  # the statement, through sphinx-proof
+    assert "A lemma" in ledger  # with its title
     assert "the tiny lemma holds" in ledger and "0.25" in ledger
     assert "measured (not asserted)" in ledger and "gain 0.1" in ledger
     assert len(re.findall(r"no check recorded", ledger)) == 7  # C2-C8

@@ -64,9 +64,19 @@ def _xref(domain, typ, target, text, explicit=True):
     return ref
 
 
+def _titles(env) -> dict:
+    if not hasattr(env, "w2sg_statement_titles"):
+        env.w2sg_statement_titles = {}
+    return env.w2sg_statement_titles
+
+
 def collect(app, doctree):
-    """doctree-read: take the records out of the chapter's outputs."""
+    """doctree-read: take the records out of the chapter's outputs, and note the title
+    of every statement box (sphinx-proof keeps its label and title on the node)."""
     env = app.env
+    for box in doctree.findall(lambda n: isinstance(n, nodes.Element)
+                               and n.get("realtype") and n.get("label")):
+        _titles(env)[box["label"]] = (env.docname, " ".join(box.get("title", "").split()))
     found = []
     bundles = [n for n in doctree.findall(nodes.container)
                if n.get("nb_element") == "mime_bundle" and MARKER in _raw(n)]
@@ -101,11 +111,14 @@ def _raw(node) -> str:
 
 def purge(app, env, docname):
     _records(env).pop(docname, None)
+    for label in [k for k, (doc, _) in _titles(env).items() if doc == docname]:
+        del _titles(env)[label]
     getattr(env, "w2sg_ledger_pages", set()).discard(docname)
 
 
 def merge(app, env, docnames, other):
     _records(env).update({d: r for d, r in _records(other).items() if d in docnames})
+    _titles(env).update({k: v for k, v in _titles(other).items() if v[0] in docnames})
     pages = getattr(env, "w2sg_ledger_pages", set())
     env.w2sg_ledger_pages = pages | (getattr(other, "w2sg_ledger_pages", set()) & set(docnames))
 
@@ -197,7 +210,9 @@ class FillLedger(SphinxPostTransform):
                 check = nodes.reference("", rec_obj.text, internal=True, refuri=uri)
                 first = claim_cell if i == 0 else _para(_xref("std", "ref",
                                                                f"claim-{claim.lower()}", claim))
-                rows.append([first, _para(statement), _para(check),
+                title = _titles(env).get(label, ("", ""))[1].replace("$", "")
+                statement = _para(statement, f" {title}" if title else "")
+                rows.append([first, statement, _para(check),
                              rec_obj.status_text, rec_obj.number])
         n = sum(counts.values())
         n_docs = len(_records(env))
