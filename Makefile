@@ -14,7 +14,7 @@ IPYNB := $(patsubst notebooks/%.md,build/ipynb/%.ipynb,$(CHAPTERS))
 LINTPY := $(patsubst notebooks/%.md,build/lint/%.py,$(CHAPTERS))
 BOOKFLAGS ?= -W -n --keep-going
 
-.PHONY: setup ipynb lint pytest nbval seeds book chromium browser test bench clean
+.PHONY: setup ipynb lint pytest nbval seeds book chromium browser test bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -81,6 +81,11 @@ test: lint pytest nbval seeds book browser
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# On a GPU machine: CUDA tests, training-loop throughput and MFU, fine-tuning steps -> one
+# JSON (its CPU dry run is part of `make pytest`, in tests/test_gpu_check.py).
+gpu-check:
+	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) bash benchmarks/gpu_check.sh --out gpu_check.json
 
 clean:
 	rm -rf _build build
