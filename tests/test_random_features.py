@@ -62,20 +62,20 @@ def test_summary_and_derived_quantities():
     assert isinstance(res, W2SResult) and res.reps == 5
     gain = res.per_rep("gain")
     np.testing.assert_allclose(gain, res.risk_w[:, None, None] - res.risk_s)
-    np.testing.assert_allclose(res.per_rep("eps"), gain - res.misfit)
+    np.testing.assert_allclose(res.per_rep("cross"), gain - res.misfit)
     s = res.summary()
-    assert set(s) >= {"gain", "eps", "misfit", "dist_mean", "teacher_var"}
+    assert set(s) >= {"gain", "cross", "misfit", "dist_mean", "teacher_var"}
     assert s["gain"][0].shape == (2, 2)
     with pytest.raises(ValueError, match="name"):
         res.per_rep("nonsense")
 
 
-def test_eps_decomposition_in_expectation():
-    """eps = eps_mean + 2 cov_sw in expectation (the ensemble estimates are unbiased)."""
+def test_cross_decomposition_in_expectation():
+    """cross = eps_mean + 2 cov_sw in expectation (the ensemble estimates are unbiased)."""
     res = simulate_w2s(TASK, d_s=[60], lam_s=[1e-3], reps=40, **SIZES)
-    diff = res.per_rep("eps") - res.eps_mean - 2 * res.cov_sw
+    diff = res.per_rep("cross") - res.eps_mean - 2 * res.cov_sw
     m, se = mean_and_se(diff)
-    assert_within_se(m, 0.0, se, what="eps - eps_mean - 2 cov_sw")
+    assert_within_se(m, 0.0, se, what="cross - eps_mean - 2 cov_sw")
     # E M = E||f_s - m||^2 + E Var f_w - 2 Cov(f_s, f_w)
     diff2 = res.misfit - (res.dist_mean + res.per_rep("teacher_var") - 2 * res.cov_sw)
     m2, se2 = mean_and_se(diff2)

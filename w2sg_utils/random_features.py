@@ -140,21 +140,23 @@ class W2SResult:
     eps_mean: np.ndarray
     risk_w: np.ndarray
     teacher_var: np.ndarray
-    derived: tuple = field(default=("gain", "eps"), repr=False)
+    derived: tuple = field(default=("gain", "cross"), repr=False)
 
     @property
     def reps(self) -> int:
         return self.risk_w.shape[0]
 
     def per_rep(self, name: str) -> np.ndarray:
-        """Per-repetition values of a field or of ``gain`` / ``eps`` (broadcast shape).
+        """Per-repetition values of a field or of ``gain`` / ``cross`` (broadcast shape).
 
-        ``gain = R(f_w) - R(f_s)`` and ``eps = gain - M(f_s, f_w)``; the per-repetition
-        ``eps`` is the cross term of claim C2, whose expectation is the ``eps`` of C3.
+        ``gain = R(f_w) - R(f_s)`` and ``cross = gain - M(f_s, f_w)``, the cross term of
+        claim C2 against the student's own teacher. Its expectation equals the ``eps`` of
+        C3 by the tower property, but only *as a consequence* of the theorem: it is not an
+        independent estimate of ``eps`` (for that, see :mod:`w2sg_utils.rf_posterior`).
         """
         if name == "gain":
             return self.risk_w[:, None, None] - self.risk_s
-        if name == "eps":
+        if name == "cross":
             return self.per_rep("gain") - self.misfit
         if name in TEACHER_FIELDS:
             return np.broadcast_to(getattr(self, name)[:, None, None], self.risk_s.shape)

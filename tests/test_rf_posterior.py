@@ -1,0 +1,94 @@
+"""The random-features posterior-mean pipeline (claim C6) against a plain reference."""
+
+import numpy as np
+import pytest
+
+from w2sg_utils.random_features import RFTask
+from w2sg_utils.rf_posterior import PosteriorW2S, check_posterior_identities, posterior_w2s
+
+TASK = RFTask(d=4, noise_sd=0.5)
+SIZES = dict(n=12, d_w=6, lam_w=1e-3, N=10, d_s=20, n_draws=100, n_test=40, seed=5)
+
+
+def plain_repetition(task, r, *, n, d_w, lam_w, N, d_s, lam_s, n_draws, n_test, seed):
+    """One repetition written plainly: numpy features, one solve per teacher, OLS with an
+    intercept for the posterior mean. Returns the functions on the test inputs."""
+    rng = np.random.default_rng([seed, r])
+    d = task.d
+    X_s, X_t = rng.standard_normal((N, d)), rng.standard_normal((n_test, d))
+    W_s = rng.standard_normal((2, d_s, d))
+    K = 1 + n_draws  # below 256: one chunk, so the stream order is W, X, noise
+    W, X, xi = (rng.standard_normal((K, d_w, d)), rng.standard_normal((K, n, d)),
+                rng.standard_normal((K, n)))
+
+    def feats(Z, V):
+        return np.maximum(Z @ V.T / np.sqrt(d), 0) / np.sqrt(len(V))
+
+    F = []
+    for j in range(K):
+        P = feats(X[j], W[j])
+        y = task.ybar(X[j]).numpy() + task.noise_sd * xi[j]
+        beta = np.linalg.solve(P.T @ P + n * lam_w * np.eye(d_w), P.T @ y)
+        F.append(feats(np.r_[X_s, X_t], W[j]) @ beta)
+    F = np.array(F)
+    a, f_w = F[0, :N], F[0, N:]
+    f_s = []
+    for V in W_s:
+        P = feats(X_s, V)
+        beta = P.T @ np.linalg.solve(P @ P.T + N * lam_s * np.eye(N), a)
+        f_s.append(feats(X_t, V) @ beta)
+    h = n_draws // 2
+
+    def ols(rows):
+        Z = np.c_[np.ones(h), F[rows, :N]]
+        return np.linalg.lstsq(Z, F[rows, N:], rcond=None)[0]
+
+    c1, c2 = ols(slice(1, 1 + h)), ols(slice(1 + h, 1 + 2 * h))
+    L1, L2 = np.r_[1.0, a] @ c1, np.r_[1.0, a] @ c2
+    held = np.c_[np.ones(h), F[1 + h:1 + 2 * h, :N]] @ c1 - F[1 + h:1 + 2 * h, N:]
+    return dict(ybar=task.ybar(X_t).numpy(), f_w=f_w, f_s=f_s[0], f_s2=f_s[1], L1=L1, L2=L2,
+                held=held, mean=F[1:1 + h, N:].mean(0))
+
+
+def measure(reps, lam_s, bug=None):
+    """Per-repetition quantities from the plain reference, optionally with a planted bug."""
+    rows = []
+    for r in range(reps):
+        p = plain_repetition(TASK, r, lam_s=lam_s, **SIZES)
+        ybar, f_s, f_w, L1 = p["ybar"], p["f_s"], p["f_w"], p["L1"]
+        if bug == "posterior is the teacher":
+            L1 = f_w
+        if bug == "posterior is the unconditional mean":
+            L1 = p["mean"]
+        eps = 2 * np.mean((ybar - f_s) * (f_s - L1))
+        if bug == "eps: dropped factor 2":
+            eps = eps / 2
+        if bug == "eps: sign error":
+            eps = -eps
+        rows.append(dict(
+            risk_w=0.25 + np.mean((ybar - f_w) ** 2), risk_s=0.25 + np.mean((ybar - f_s) ** 2),
+            misfit=np.mean((f_s - f_w) ** 2), eps=eps, dist=np.mean((f_s - L1) ** 2),
+            spread=np.mean((f_w - L1) ** 2), heldout=np.mean(p["held"] ** 2),
+            est_error=np.mean((L1 - p["L2"]) ** 2) / 2 if bug is None else
+            np.mean((p["L1"] - p["L2"]) ** 2) / 2,
+            error_formula=np.nan, cond_var=np.nan,
+            student_var=np.mean((f_s - p["f_s2"]) ** 2) / 2))
+    return PosteriorW2S(**{k: np.array([row[k] for row in rows]) for k in rows[0]})
+
+
+def test_batched_pipeline_matches_plain_reference_per_repetition():
+    res = posterior_w2s(TASK, lam_s=1e-2, reps=3, **SIZES)
+    ref = measure(3, 1e-2)
+    for name in ("risk_w", "risk_s", "misfit", "eps", "dist", "spread", "heldout", "est_error",
+                 "student_var"):
+        np.testing.assert_allclose(getattr(res, name), getattr(ref, name), rtol=1e-7,
+                                   atol=1e-10, err_msg=name)
+
+
+def test_identities_hold_and_the_draw_count_is_validated():
+    res = posterior_w2s(TASK, lam_s=1e-2, reps=40, **SIZES)
+    check_posterior_identities(res, z=6.0)
+    with pytest.raises(ValueError, match="n_draws"):
+        posterior_w2s(TASK, lam_s=1e-2, reps=2, **{**SIZES, "n_draws": 2 * SIZES["N"] + 5})
+    with pytest.raises(ValueError, match="lam_s"):
+        posterior_w2s(TASK, lam_s=-1.0, reps=2, **SIZES)
