@@ -145,6 +145,39 @@ def test_theorem_plain_squared_reference():
     assert np.isclose(mu, th.expected_misfit) and se > 0
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_theorem_per_draw_terms_against_loops(name):
+    """Pin every per-draw term, not only the means (STYLE item 14).
+
+    ``eps_draw`` against the teacher ``f_w`` instead of the posterior mean ``fbar_w`` has
+    the same mean by the tower property, so only a per-draw comparison with
+    ``fbar_w != f_w`` catches it.
+    """
+    rng = np.random.default_rng(6)
+    div = get_divergence(name)
+    m, n, k = 8, 4, 3
+    fw, fs = points(name, rng, (m, n, k)), points(name, rng, (m, n, k))
+    fbar = points(name, rng, (m, n, k))
+    ybar = points(name, rng, (n, k))
+    wx = xweights(rng, n)
+    th = misfit_theorem(name, ybar, fs, fw, fbar_w=fbar, x_weights=wx, noise=0.2)
+    for j in range(m):
+        def avg(f):
+            return sum(wx[i] * f(i) for i in range(n))
+        eps_j = avg(lambda i: np.dot(ybar[i] - fs[j, i], grad(name, fs[j, i]) - grad(name, fbar[j, i])))
+        cross_j = avg(lambda i: np.dot(ybar[i] - fs[j, i], grad(name, fs[j, i]) - grad(name, fw[j, i])))
+        assert np.isclose(th.eps_draw[j], eps_j, rtol=1e-10, atol=1e-12), "eps_draw vs fbar_w"
+        assert np.isclose(th.cross[j], cross_j, rtol=1e-10, atol=1e-12), "cross vs f_w"
+        assert np.isclose(th.misfit_to_posterior[j], avg(lambda i: div(fs[j, i], fbar[j, i])),
+                          rtol=1e-10), "M(f_s, fbar_w), student first"
+        assert np.isclose(th.teacher_spread[j], avg(lambda i: div(fbar[j, i], fw[j, i])),
+                          rtol=1e-10), "M(fbar_w, f_w), posterior mean first"
+        assert np.isclose(th.misfit[j], avg(lambda i: div(fs[j, i], fw[j, i])), rtol=1e-10)
+        assert np.isclose(th.risk_w[j], 0.2 + avg(lambda i: div(ybar[i], fw[j, i])), rtol=1e-10)
+        assert np.isclose(th.risk_s[j], 0.2 + avg(lambda i: div(ybar[i], fs[j, i])), rtol=1e-10)
+    np.testing.assert_array_equal(th.fbar_w, fbar)
+
+
 @pytest.mark.parametrize("name", ["squared", "kl", "itakura_saito"])
 def test_dual_mean_ensembles(name):
     rng = np.random.default_rng(5)
