@@ -161,20 +161,22 @@ def test_theorem_per_draw_terms_against_loops(name):
     ybar = points(name, rng, (n, k))
     wx = xweights(rng, n)
     th = misfit_theorem(name, ybar, fs, fw, fbar_w=fbar, x_weights=wx, noise=0.2)
+    def avg(f):
+        return sum(wx[i] * f(i) for i in range(n))
+
     for j in range(m):
-        def avg(f):
-            return sum(wx[i] * f(i) for i in range(n))
-        eps_j = avg(lambda i: np.dot(ybar[i] - fs[j, i], grad(name, fs[j, i]) - grad(name, fbar[j, i])))
-        cross_j = avg(lambda i: np.dot(ybar[i] - fs[j, i], grad(name, fs[j, i]) - grad(name, fw[j, i])))
+        s, w_, b = fs[j], fw[j], fbar[j]
+        eps_j = avg(lambda i: np.dot(ybar[i] - s[i], grad(name, s[i]) - grad(name, b[i])))  # noqa: B023
+        cross_j = avg(lambda i: np.dot(ybar[i] - s[i], grad(name, s[i]) - grad(name, w_[i])))  # noqa: B023
         assert np.isclose(th.eps_draw[j], eps_j, rtol=1e-10, atol=1e-12), "eps_draw vs fbar_w"
         assert np.isclose(th.cross[j], cross_j, rtol=1e-10, atol=1e-12), "cross vs f_w"
-        assert np.isclose(th.misfit_to_posterior[j], avg(lambda i: div(fs[j, i], fbar[j, i])),
-                          rtol=1e-10), "M(f_s, fbar_w), student first"
-        assert np.isclose(th.teacher_spread[j], avg(lambda i: div(fbar[j, i], fw[j, i])),
-                          rtol=1e-10), "M(fbar_w, f_w), posterior mean first"
-        assert np.isclose(th.misfit[j], avg(lambda i: div(fs[j, i], fw[j, i])), rtol=1e-10)
-        assert np.isclose(th.risk_w[j], 0.2 + avg(lambda i: div(ybar[i], fw[j, i])), rtol=1e-10)
-        assert np.isclose(th.risk_s[j], 0.2 + avg(lambda i: div(ybar[i], fs[j, i])), rtol=1e-10)
+        checks = [(th.misfit_to_posterior, lambda i: div(s[i], b[i])),  # noqa: B023  student first
+                  (th.teacher_spread, lambda i: div(b[i], w_[i])),  # noqa: B023  fbar_w first
+                  (th.misfit, lambda i: div(s[i], w_[i])),  # noqa: B023
+                  (th.risk_w - 0.2, lambda i: div(ybar[i], w_[i])),  # noqa: B023
+                  (th.risk_s - 0.2, lambda i: div(ybar[i], s[i]))]  # noqa: B023
+        for arr, term in checks:
+            assert np.isclose(arr[j], avg(term), rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(th.fbar_w, fbar)
 
 

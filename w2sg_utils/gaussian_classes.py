@@ -34,6 +34,7 @@ __all__ = [
     "LinearClassifier",
     "train_linear",
     "w2s_terms",
+    "check_entropy_corollary",
     "entropy",
     "min_entropy",
 ]
@@ -239,3 +240,39 @@ def w2s_terms(y, log_ybar, logp_s, logp_w, logp_wbar) -> dict[str, np.ndarray]:
         "correct_s": (np.argmax(logp_s, axis=-1) == y).astype(float),
         "correct_w": (np.argmax(logp_w, axis=-1) == y).astype(float),
     }
+
+
+def check_entropy_corollary(terms: dict, z: float = 5.0, what: str = "",
+                            exact: bool = False) -> float:
+    """Assert Chapter 4's ``cor-entropy-gain`` with each term measured on its own (claim C7).
+
+    ``terms`` holds per-example arrays as returned by :func:`w2s_terms` (or their average
+    over teacher draws): the gain ``risk_w - risk_s`` (measured against the Bayes
+    posterior), ``rce = RCE(f_s, f_w)``, ``entropy_s = H(f_s)``, ``eps`` (against the
+    posterior-mean teacher) and ``min_entropy_w``. Asserts, within ``z`` standard errors
+    over the examples (``1e-9`` of rounding when the spread is zero),
+
+    * the equality ``E gain = E RCE - E H(f_s) + eps``, and
+    * the bound ``E gain >= E H_inf(f_w) - E H(f_s) + eps``.
+
+    With ``exact=True`` (the posterior-mean teacher is exact and the teacher's
+    randomness has been averaged out example by example, as for an ensemble of teachers)
+    the equality is asserted for every example, to rounding. Returns the gap of the
+    equality in standard errors. A wrong gain, a wrong entropy, a
+    misfit with its arguments swapped or ``eps`` against the wrong teacher fails it
+    (``tests/test_falsifiability.py``).
+    """
+    from .checks import assert_within_se, mean_and_se
+
+    gain = np.asarray(terms["risk_w"]) - np.asarray(terms["risk_s"])
+    diff = gain - terms["rce"] + terms["entropy_s"] - terms["eps"]
+    if exact and not np.allclose(diff, 0.0, rtol=0.0, atol=1e-9):
+        raise AssertionError(f"gain = RCE - H + eps {what}: per-example error up to "
+                             f"{np.max(np.abs(diff)):.3g}")
+    m, se = mean_and_se(diff)
+    gap = assert_within_se(m, 0.0, se, z=z, floor=1e-9, what=f"gain = RCE - H + eps {what}")
+    slack = gain - (terms["min_entropy_w"] - terms["entropy_s"] + terms["eps"])
+    m, se = mean_and_se(slack)
+    if m < -z * se - 1e-9:
+        raise AssertionError(f"gain >= H_inf(f_w) - H(f_s) + eps {what}: {m:.4g} < -{z} x {se:.3g}")
+    return gap
