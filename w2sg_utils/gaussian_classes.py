@@ -42,7 +42,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class GaussianTask:
-    """Gaussian classes with a strong view ``x`` and a noisy weak view (Chapter 4)."""
+    """Gaussian classes with a strong view ``x`` and a noisy weak view (Chapter 4).
+
+    The clean weak view gives the posterior-mean teacher of a view-noise teacher, and
+    independent training sets give teachers random through their training data.
+
+    Statement: {prf:ref}`prop-noisy-view-posterior-mean`.
+    """
 
     means: np.ndarray
     weak_dim: int
@@ -114,6 +120,8 @@ def train_linear(u, targets, objective: Objective, *, epochs: int = 20, batch_si
     logit of class 1 and the target's class-1 probability); the returned classifier has
     logits ``(0, z)``. Float64 throughout; ``seed`` fixes the minibatch order. Runs
     on one thread (restored afterwards): the matrices are too small to gain from more.
+
+    Statement: {prf:ref}`prop-population-minimisers`.
     """
     u = torch.as_tensor(np.asarray(u, dtype=np.float64))
     t = torch.as_tensor(np.asarray(targets, dtype=np.float64))
@@ -209,7 +217,8 @@ def w2s_terms(y, log_ybar, logp_s, logp_w, logp_wbar) -> dict[str, np.ndarray]:
       ``entropy_w = H(f_w)``, ``min_entropy_w = -log max_k f_w,k``;
     * ``correct_s``, ``correct_w``: 0/1 accuracy of the argmax against ``y``.
 
-    Statements: {prf:ref}`prop-ce-gain-identity`, {prf:ref}`cor-entropy-gain`.
+    Statements: {prf:ref}`prop-ce-gain-identity`, {prf:ref}`cor-entropy-gain`,
+    {prf:ref}`prop-noisy-view-posterior-mean`.
     """
     arrs = [np.asarray(a, dtype=np.float64) for a in (log_ybar, logp_s, logp_w, logp_wbar)]
     log_ybar, logp_s, logp_w, logp_wbar = arrs
@@ -261,6 +270,8 @@ def check_entropy_corollary(terms: dict, z: float = 5.0, what: str = "",
     equality in standard errors. A wrong gain, a wrong entropy, a
     misfit with its arguments swapped or ``eps`` against the wrong teacher fails it
     (``tests/test_falsifiability.py``).
+
+    Statement: {prf:ref}`cor-entropy-gain`.
     """
     from .checks import assert_within_se, mean_and_se
 

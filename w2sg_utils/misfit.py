@@ -172,6 +172,8 @@ def project_onto_span(f, features, x_weights=None) -> np.ndarray:
 
     The convex (linear) student class of Charikar et al.: ``features`` has shape
     ``(n, p)``; ``f`` has shape ``(..., n, k)``. Squared loss only.
+
+    Statement: {prf:ref}`prop-convex-pointwise`.
     """
     f = as_float(f, "f")
     phi = as_float(features, "features")

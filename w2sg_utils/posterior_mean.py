@@ -132,6 +132,8 @@ def linear_posterior_mean(obs_draws, target_draws, observed, *, rcond: float | N
 
     One batched ``eigh`` of the ``n_obs x n_obs`` Gram matrix per batch element; no loop
     over draws. Raises ``ValueError`` when ``M < n_obs + 3`` (:func:`min_draws`).
+
+    Statements: {prf:ref}`def-posterior-mean-teacher`, {prf:ref}`lem-rf-blp`.
     """
     A, B, a, vector = _check(obs_draws, target_draws, observed)
     M = A.shape[-2]
@@ -165,6 +167,8 @@ def split_half_posterior_mean(obs_draws, target_draws, observed, **kwargs):
     ``batch + (r,)``), an unbiased estimate of the mean squared error of one half-sample
     estimate when its bias is negligible (two independent fits share the bias, which
     cancels in the difference). Model free: no Gaussian assumption.
+
+    Statement: {prf:ref}`lem-rf-blp`.
     """
     A, B, a, vector = _check(obs_draws, target_draws, observed)
     h = A.shape[-2] // 2
@@ -189,6 +193,8 @@ def gaussian_conditional_mean(mean_obs, mean_target, cov_obs, cov_target_obs, ob
     ``mean_obs`` ``(n_a,)``, ``mean_target`` ``(n_b,)``, ``cov_obs`` ``(n_a, n_a)``,
     ``cov_target_obs`` ``(n_b, n_a)``, ``observed`` ``(..., n_a)``; returns ``(..., n_b)``.
     The pseudo-inverse handles a singular ``K_aa`` (fewer features than observations).
+
+    Statement: {prf:ref}`lem-rf-blp`.
     """
     m_a, m_b = np.asarray(mean_obs, float), np.asarray(mean_target, float)
     K_aa, K_ba = np.asarray(cov_obs, float), np.asarray(cov_target_obs, float)

@@ -127,7 +127,7 @@ class W2SResult:
     unbiased ensemble estimate of ``E_x Var f_w(x)``). All ``E_x`` are averages over
     ``n_test`` fresh test inputs per repetition.
 
-    Statement: {prf:ref}`conj-rf-w2sg`.
+    Statement: {prf:ref}`lem-rf-eps-split`.
     """
 
     params: dict
@@ -250,7 +250,7 @@ def simulate_w2s(
     Results do not depend on ``chunk`` (repetitions processed together). ``threads``:
     torch threads during the call (see :data:`~w2sg_utils.ridge.DEFAULT_THREADS`).
 
-    Statements: {prf:ref}`def-rf-model`, {prf:ref}`conj-rf-w2sg`.
+    Statements: {prf:ref}`def-rf-model`, {prf:ref}`lem-rf-eps-split`.
     """
     if not isinstance(task, RFTask):
         raise ValueError(f"task: expected an RFTask, got {type(task).__name__}")

@@ -102,6 +102,8 @@ def posterior_w2s(task: RFTask, *, n: int, d_w: int, lam_w: float, N: int, d_s: 
     student's teacher) and ``n_draws`` independent teachers (all fitted in batches, no
     loop over draws). ``n_draws`` must be at least ``2 * (N + 3)``: each half conditions
     on the ``N`` labels the student saw.
+
+    Statements: {prf:ref}`lem-rf-blp`, {prf:ref}`prop-rf-floor`.
     """
     if not isinstance(task, RFTask):
         raise ValueError(f"task: expected an RFTask, got {type(task).__name__}")
@@ -159,6 +161,8 @@ def check_posterior_identities(res: PosteriorW2S, z: float, what: str = "") -> d
     4. the lower bound ``dist - est_error >= student_var`` (one-sided).
 
     Returns the gap of each in standard errors.
+
+    Statements: {prf:ref}`lem-rf-blp`, {prf:ref}`prop-rf-floor`.
     """
     out = {}
     diffs = {"C3: gain = E M + eps": res.gain - res.misfit - res.eps,
