@@ -21,14 +21,14 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from w2sg_utils.data import load_hh_helpful  # noqa: E402
-from w2sg_utils.losses import get_objective  # noqa: E402
-from w2sg_utils.models import build_tiny_gpt2, load_causal_lm_reward  # noqa: E402
-from w2sg_utils.training import (  # noqa: E402
+from w2sg_utils.experiments.data import load_hh_helpful  # noqa: E402
+from w2sg_utils.experiments.models import build_tiny_gpt2, load_causal_lm_reward  # noqa: E402
+from w2sg_utils.experiments.training import (  # noqa: E402
     tokenize_pairs,
     train_reward_model,
     train_reward_model_paper,
 )
+from w2sg_utils.losses import get_objective  # noqa: E402
 
 
 def main() -> None:

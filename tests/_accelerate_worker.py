@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from w2sg_utils import distributed as D
-from w2sg_utils import models as M
-from w2sg_utils import training as T
-from w2sg_utils.data import load_hh_helpful
+from w2sg_utils.experiments import models as M
+from w2sg_utils.experiments import training as T
+from w2sg_utils.experiments.data import load_hh_helpful
 from w2sg_utils.losses import get_objective
 
 # 11 pairs in minibatches of 5 (5, 5, 1): shares of 3 and 2 pairs, microbatches of 2,

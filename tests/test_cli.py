@@ -1,4 +1,4 @@
-"""Tests of the command line (w2sg_utils.cli, Chapter 5): help, presets, argument errors."""
+"""Tests of the command line (w2sg_utils.experiments.cli, Chapter 5): help, presets, argument errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from w2sg_utils import cli
+from w2sg_utils.experiments import cli
 
 
 def _err(capsys, argv):
@@ -100,7 +100,7 @@ def test_run_and_summarize_tiny(tmp_path, capsys, monkeypatch):
 
 
 def test_causal_lm_options(capsys, tmp_path):
-    from w2sg_utils.cli import build_parser, config_from_args
+    from w2sg_utils.experiments.cli import build_parser, config_from_args
 
     args = build_parser().parse_args(
         ["run", "--preset", "tiny-gpt2", "--out", str(tmp_path), "--student-model", "tiny-gpt2:3",

@@ -1,4 +1,4 @@
-"""Tests of w2sg_utils.data (claim C9 data: HH-helpful loader, checksums, row validation)."""
+"""Tests of w2sg_utils.experiments.data (claim C9 data: HH-helpful loader, checksums, row validation)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2sg_utils import data as D
+from w2sg_utils.experiments import data as D
 
 README_SHA = {
     "train_gt": "92002603039c575b8a15f2ee1b44045bb460da533d28619f8ae597420cc48e8f",

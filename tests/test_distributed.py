@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from w2sg_utils import distributed as D
-from w2sg_utils import models as M
+from w2sg_utils.experiments import models as M
 from w2sg_utils.losses import get_objective
 
 HERE = Path(__file__).resolve().parent
@@ -75,7 +75,7 @@ def test_simulated_processes_average_to_the_single_process_gradient(tmp_path):
     texts = [f"pair {k} " + "word " * (3 + 2 * k) for k in range(7)]
     ids = [tok(t)["input_ids"] for t in texts]
     y = torch.linspace(0.1, 0.9, 7)
-    from w2sg_utils.training import _collate
+    from w2sg_utils.experiments.training import _collate
 
     def grad(size):
         model.zero_grad()

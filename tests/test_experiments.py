@@ -259,7 +259,7 @@ def test_invalid_artifact_is_recomputed_without_duplicate_row(full_run, tmp_path
 def test_changed_data_changes_every_run_id(full_run, tmp_path):
     _, ref = full_run
     cfg = E.make_config(**{**SMALL, "sizes": {"train_gt": 60, "train_w2s": 40, "test": 41}})
-    from w2sg_utils.data import data_fingerprint, load_hh_helpful
+    from w2sg_utils.experiments.data import data_fingerprint, load_hh_helpful
 
     dh = data_fingerprint(load_hh_helpful(cfg["sizes"], seed=0))
     ids = {E.run_id(cfg, s, dh) for s in E.plan_runs(cfg)}

@@ -1,4 +1,4 @@
-"""Tests of w2sg_utils.models, .training and .embeddings (claim C9, Chapter 5)."""
+"""Tests of w2sg_utils.experiments.models, .training and .embeddings (claim C9, Chapter 5)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from w2sg_utils import embeddings as EM
-from w2sg_utils import models as M
-from w2sg_utils import training as T
-from w2sg_utils.data import load_hh_helpful
+from w2sg_utils.experiments import embeddings as EM
+from w2sg_utils.experiments import models as M
+from w2sg_utils.experiments import training as T
+from w2sg_utils.experiments.data import load_hh_helpful
 from w2sg_utils.losses import get_objective
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,5 +1,5 @@
-"""``python -m w2sg_utils``: the Chapter 5 command line (see :mod:`w2sg_utils.cli`)."""
+"""``python -m w2sg_utils``: the Chapter 5 command line (see :mod:`w2sg_utils.experiments.cli`)."""
 
-from .cli import main
+from .experiments.cli import main
 
 raise SystemExit(main())

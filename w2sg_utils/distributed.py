@@ -1,6 +1,6 @@
 """Training on several processes through Hugging Face ``accelerate`` (claim C9, Chapter 5).
 
-The causal-LM training loop and its prediction loop (:mod:`w2sg_utils.training`) see
+The causal-LM training loop and its prediction loop (:mod:`w2sg_utils.experiments.training`) see
 the processes through one small object, :func:`current`:
 
 - :class:`SingleProcess` (no launcher, or one process): the loops run exactly as on one

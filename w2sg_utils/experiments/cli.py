@@ -20,6 +20,8 @@ import os
 import sys
 from pathlib import Path
 
+from .._common import positive_int
+
 __all__ = ["main", "build_parser", "config_from_args"]
 
 
@@ -50,7 +52,7 @@ def _str_list(s: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     """The ``w2sg`` argument parser (sub-commands ``run``, ``summarize``, ``presets``,
     ``objectives``)."""
-    from .experiments import PRESETS
+    from .config import PRESETS
 
     p = argparse.ArgumentParser(
         prog="w2sg",
@@ -97,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args) -> dict:
+def config_from_args(args):
     """The validated experiment configuration for parsed ``run`` arguments."""
-    from .experiments import get_preset, make_config
+    from .config import get_preset, make_config
 
     preset = get_preset(args.preset)
     ov: dict = {}
@@ -113,9 +115,7 @@ def config_from_args(args) -> dict:
     if args.seeds is not None:
         ov["seeds"] = args.seeds
     if args.n_seeds is not None:
-        if args.n_seeds < 1:
-            raise ValueError(f"n_seeds: must be a positive integer, got {args.n_seeds}")
-        ov["seeds"] = list(range(args.n_seeds))
+        ov["seeds"] = list(range(positive_int(args.n_seeds, "n_seeds")))
     if args.objectives is not None:
         ov["objectives"] = args.objectives
     if args.teacher_labels is not None:
@@ -164,14 +164,14 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "presets":
-        from .experiments import PRESETS
+        from .config import PRESETS
 
         for name, p in PRESETS.items():
             gpu = " [needs CUDA]" if p.requires_cuda else ""
             print(f"{name}{gpu}: {p.description}")
         return 0
     if args.command == "objectives":
-        from .experiments import objective_names
+        from .config import objective_names
 
         print("\n".join(objective_names()))
         return 0
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
         cfg = config_from_args(args)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
-    from .experiments import run_sweep
+    from .sweep import run_sweep
 
     df = run_sweep(cfg, args.out, data_dir=args.data_dir, progress=not args.no_progress)
     print(f"{len(df)} runs in {Path(args.out) / 'results.csv'}")
@@ -194,7 +194,7 @@ def _offline_default() -> bool:
 
 
 def _summarize(parser, args) -> int:
-    from .experiments import RunStore
+    from .store import RunStore
 
     csv = Path(args.out) / "results.csv"
     if not csv.is_file():
@@ -204,7 +204,7 @@ def _summarize(parser, args) -> int:
 
 
 def _print_summary(df) -> None:
-    from .experiments import summarize
+    from .metrics import summarize
 
     if df.empty:
         print("no runs yet")

@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._common import non_negative, positive, positive_int, torch_threads
-from .distributed import current as processes
+from .._common import non_negative, positive, positive_int, torch_threads
+from ..distributed import current as processes
 
 __all__ = [
     "torch_threads",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import positive_int
+from .._common import positive_int
 
 __all__ = [
     "SPLITS",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import atomic_write, positive_int
+from .._common import atomic_write, positive_int
 
 __all__ = [
     "DEFAULT_ENCODER",

@@ -1,0 +1,78 @@
+"""Weak-to-strong experiments on real preference data (claim C9, Chapter 5).
+
+Pairwise reward modelling on HH-RLHF helpful, following the authors' released code with
+its known defects fixed (see Chapter 5). The subpackage, in the order a run flows:
+
+* :mod:`.data` -- the shipped HH-helpful splits (checksummed) and other loaders;
+* :mod:`.presets`, :mod:`.config` -- presets and :class:`ExperimentConfig` (frozen
+  dataclasses validated on construction; :func:`make_config`);
+* :mod:`.plan` -- run ids (hash of a run's full configuration) and the ordered plan;
+* :mod:`.embeddings`, :mod:`.models`, :mod:`.training` -- frozen encoders with a disk
+  cache, teachers and strong models, training loops;
+* :mod:`.stages` -- teacher, ceiling, student and bias-variance runs;
+* :mod:`.store` -- the run store (atomic CSV, validated artifacts) and committed results;
+* :mod:`.sweep` -- :func:`run_sweep`, which runs or resumes a whole plan;
+* :mod:`.metrics` -- accuracy, PGR, misfits and the gain identity, summaries over seeds;
+* :mod:`.cli` -- the ``w2sg`` command (also ``python -m w2sg_utils``).
+
+Stages, per seed: teacher -> soft labels -> ceiling -> students (every objective, and a
+sweep of the student's L2 strength for ``bce`` / ``reverse_bce``) -> an ensemble of
+bootstrapped teachers, one student per member and one on the ensemble's dual-mean
+(posterior-mean) label -> bias-variance rows (claims C1, C4) -> evaluation. A run whose
+row and artifact exist is skipped, so an interrupted sweep resumes.
+
+Everything a chapter needs is importable from here: ``from w2sg_utils import
+experiments as E`` then ``E.make_config``, ``E.run_sweep``, ``E.summarize``, ... The
+heavy modules (torch, transformers) are imported only when a run needs them.
+"""
+
+from __future__ import annotations
+
+from .config import (
+    PRESETS,
+    ExperimentConfig,
+    Preset,
+    check_device,
+    get_preset,
+    make_config,
+    objective_names,
+    validate_config,
+)
+from .data import load_hh_helpful, load_pairs, read_manifest
+from .embeddings import Encoder, embed_texts
+from .metrics import accuracy, bias_variance_table, pair_metrics, pgr, summarize
+from .plan import CODE_VERSION, config_hash, plan_runs, run_id
+from .stages import Backend
+from .store import RunStore, committed_results
+from .sweep import run_sweep
+
+_Backend = Backend  # the name used before the split
+
+__all__ = [
+    "CODE_VERSION",
+    "Preset",
+    "PRESETS",
+    "ExperimentConfig",
+    "get_preset",
+    "make_config",
+    "validate_config",
+    "check_device",
+    "config_hash",
+    "run_id",
+    "plan_runs",
+    "RunStore",
+    "pair_metrics",
+    "accuracy",
+    "pgr",
+    "run_sweep",
+    "summarize",
+    "objective_names",
+    "bias_variance_table",
+    "committed_results",
+    "Backend",
+    "load_hh_helpful",
+    "load_pairs",
+    "read_manifest",
+    "Encoder",
+    "embed_texts",
+]

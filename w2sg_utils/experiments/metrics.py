@@ -1,0 +1,102 @@
+"""Per-run metrics and summaries over seeds (claims C2, C7, C9; Chapter 5)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from ..divergences import get_divergence
+from .models import sigmoid
+
+__all__ = ["P_CLIP", "clip_probs", "pgr", "accuracy", "pair_metrics", "summarize",
+           "bias_variance_table"]
+
+P_CLIP = 1e-12
+
+
+def clip_probs(p):
+    """Probabilities clipped to ``[P_CLIP, 1 - P_CLIP]`` (finite logs)."""
+    return np.clip(p, P_CLIP, 1 - P_CLIP)
+
+
+def pgr(acc_student: float, acc_weak: float, acc_ceiling: float) -> float:
+    """Performance gap recovered ``(acc_s - acc_w) / (acc_c - acc_w)`` (Burns et al.).
+
+    ``nan`` when the ceiling does not beat the teacher (the ratio is meaningless).
+    """
+    gap = acc_ceiling - acc_weak
+    return float((acc_student - acc_weak) / gap) if gap > 0 else float("nan")
+
+
+def accuracy(z, label) -> float:
+    """Pairwise accuracy: ``z > 0`` predicts ``a``; an exact tie counts one half."""
+    z, label = np.asarray(z, float), np.asarray(label)
+    return float(np.mean(np.where(z == 0, 0.5, (z > 0) == (label == 1))))
+
+
+def pair_metrics(z_s, z_w, label) -> dict:
+    """Per-run metrics on test pairs (claims C2, C7, C9).
+
+    ``acc``; ``misfit_kl_sw = mean KL(p_s || p_w)`` (the Bregman misfit, student first)
+    and ``misfit_kl_ws = mean KL(p_w || p_s)``; ``entropy`` (mean binary entropy of
+    ``p_s``, nats); ``agreement`` of the hard decisions; the test cross-entropies
+    ``risk_s`` and ``risk_w`` against the true labels and the cross term of the gain
+    identity, so that ``risk_w = risk_s + misfit_kl_sw + cross`` exactly (claim C2).
+    """
+    from ..decompositions import gain_identity
+
+    z_s, z_w = np.asarray(z_s, float), np.asarray(z_w, float)
+    y = np.asarray(label, float)
+    p_s, p_w = clip_probs(sigmoid(z_s)), clip_probs(sigmoid(z_w))
+    g = gain_identity("binary_kl", y[:, None], p_s[:, None], p_w[:, None]).averaged()
+    bkl = get_divergence("binary_kl")
+    ent = -(p_s * np.log(p_s) + (1 - p_s) * np.log1p(-p_s))
+    return {
+        "acc": accuracy(z_s, label),
+        "misfit_kl_sw": float(np.mean(bkl.divergence(p_s[:, None], p_w[:, None]))),
+        "misfit_kl_ws": float(np.mean(bkl.divergence(p_w[:, None], p_s[:, None]))),
+        "entropy": float(np.mean(ent)),
+        "agreement": float(np.mean((z_s > 0) == (z_w > 0))),
+        "risk_s": g["risk_s"],
+        "risk_w": g["risk_w"],
+        "cross": g["cross"],
+    }
+
+
+def summarize(df: pd.DataFrame, by, metrics=("acc", "pgr"), level: float = 0.95) -> pd.DataFrame:
+    """Mean, standard error and a Student-t ``level`` interval over seeds, per group.
+
+    Returns one row per group with ``<metric>_mean``, ``<metric>_se``,
+    ``<metric>_lo``, ``<metric>_hi`` and ``n`` (number of seeds).
+    """
+    from scipy import stats
+
+    if not 0 < level < 1:
+        raise ValueError(f"level: must lie in (0, 1), got {level!r}")
+    by = [by] if isinstance(by, str) else list(by)
+    out = []
+    for key, g in df.groupby(by, dropna=False, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        r = dict(zip(by, key))
+        r["n"] = len(g)
+        for m in metrics:
+            x = g[m].to_numpy(float)
+            x = x[np.isfinite(x)]
+            mean = float(np.mean(x)) if len(x) else np.nan
+            se = float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else np.nan
+            half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * se) if len(x) > 1 else np.nan
+            r |= {f"{m}_mean": mean, f"{m}_se": se, f"{m}_lo": mean - half, f"{m}_hi": mean + half}
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+def bias_variance_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The ``bias_variance`` rows expanded to one row per (seed, model, term)."""
+    rows = []
+    for _, r in df[df["stage"] == "bias_variance"].iterrows():
+        for k, v in json.loads(r["bv"]).items():
+            model, term = k.split("__")
+            rows.append({"seed": r["seed"], "model": model, "term": term, "value": v})
+    return pd.DataFrame(rows)

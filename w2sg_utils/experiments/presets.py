@@ -1,0 +1,83 @@
+"""The presets' data (claim C9, Chapter 5): ``name -> (description, backend,
+requires_cuda, configuration)``; :mod:`.config` turns each into a validated
+:class:`~w2sg_utils.experiments.config.Preset`. Add a preset here (see CONTRIBUTING.md).
+"""
+
+from __future__ import annotations
+
+_HEAD = {"kind": "linear", "hidden": 256, "epochs": 40, "lr": 1e-2, "batch_size": 64}
+
+PRESET_TABLE: dict[str, tuple[str, str, bool, dict]] = {
+    "hh-minilm-cpu": (
+        "CPU default: heads on frozen all-MiniLM-L6-v2 embeddings (strong), TF-IDF "
+        "logistic regression on a few ground-truth labels (weak teacher)",
+        "embedding",
+        False,  # runs on CPU
+        {
+            "sizes": {"train_gt": 400, "train_w2s": 600, "test": 600},
+            "full_sizes": {"train_gt": 4000, "train_w2s": 4000, "test": 4000},
+            "seeds": [0, 1, 2, 3, 4],
+            "objectives": None,  # None = every objective of w2sg_utils.losses
+            # kind "tfidf" uses C and ngram_max; kind "encoder" (a linear head on the
+            # first num_layers layers of the strong encoder) uses num_layers and l2
+            "teacher": {"kind": "tfidf", "n_labels": 100, "C": 10.0, "ngram_max": 2,
+                        "num_layers": 1, "l2": 1e-3},
+            "strong": {"encoder": "sentence-transformers/all-MiniLM-L6-v2",
+                       "max_length": 256, **_HEAD, "l2": 1e-3},
+            "l2_grid": [0.0, 1e-4, 1e-3, 1e-2],
+            "sweep_objectives": ["bce", "reverse_bce"],
+            "ensemble_size": 5,
+            "ensemble_objectives": ["bce", "reverse_bce"],
+            "device": "cpu",
+        },
+    ),
+    "gpt2-hh": (
+        "GPU: the released code's protocol with GPT-2 causal LMs (teacher gpt2, student "
+        "gpt2-medium), last-token bias-free head, Adam lr 1e-5, batch 32, 2 epochs, "
+        "max length 1024 with left truncation",
+        "causal_lm",
+        True,  # requires CUDA
+        {
+            "sizes": {"train_gt": 4000, "train_w2s": 4000, "test": 4000},
+            "full_sizes": {"train_gt": 4000, "train_w2s": 4000, "test": 4000},
+            "seeds": [0, 1, 2, 3, 4],
+            "objectives": None,
+            "teacher": {"kind": "causal_lm", "model": "gpt2", "n_labels": 4000, "lr": 1e-5,
+                        "batch_size": 32, "micro_batch_size": 8, "epochs": 2,
+                        "max_length": 1024, "bf16": True, "gradient_checkpointing": False},
+            "strong": {"model": "gpt2-medium", "lr": 1e-5, "batch_size": 32,
+                       "micro_batch_size": 8, "epochs": 2, "max_length": 1024, "l2": 0.0,
+                       "bf16": True, "gradient_checkpointing": False},
+            "l2_grid": [],
+            "sweep_objectives": [],
+            "ensemble_size": 0,
+            "ensemble_objectives": ["bce", "reverse_bce"],
+            "device": "cuda",
+        },
+    ),
+    "tiny-gpt2": (
+        "Tests: the causal-LM path with tiny random GPT-2 models built locally from a "
+        "config (no download), a few steps on CPU",
+        "causal_lm",
+        False,
+        {
+            "sizes": {"train_gt": 24, "train_w2s": 24, "test": 16},
+            "full_sizes": {"train_gt": 4000, "train_w2s": 4000, "test": 4000},
+            "seeds": [0],
+            "objectives": ["bce", "reverse_bce"],
+            "teacher": {"kind": "causal_lm", "model": "tiny-gpt2:1", "n_labels": 24,
+                        "lr": 1e-3, "batch_size": 8, "micro_batch_size": 4, "epochs": 1,
+                        "max_length": 64, "num_threads": 1},
+            "strong": {"model": "tiny-gpt2:2", "lr": 1e-3, "batch_size": 8,
+                       "micro_batch_size": 4, "epochs": 1, "max_length": 64, "l2": 0.0,
+                       "bf16": False, "gradient_checkpointing": False, "num_threads": 1},
+            "l2_grid": [],
+            "sweep_objectives": [],
+            "ensemble_size": 2,
+            "ensemble_objectives": ["bce"],
+            "device": "cpu",
+        },
+    ),
+}
+
+
