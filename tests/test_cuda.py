@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from w2sg_utils import experiments as E
-from w2sg_utils import models as M
-from w2sg_utils import training as T
-from w2sg_utils.data import load_hh_helpful
+from w2sg_utils.experiments import models as M
+from w2sg_utils.experiments import training as T
+from w2sg_utils.experiments.data import load_hh_helpful
 from w2sg_utils.losses import get_objective
 
 pytestmark = [pytest.mark.cuda,
