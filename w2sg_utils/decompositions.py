@@ -38,8 +38,22 @@ __all__ = [
 ]
 
 
+class _Terms:
+    """``averaged()``: each of the class's ``terms`` averaged over inputs."""
+
+    _TERMS: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, terms: tuple[str, ...] = (), **kw):
+        super().__init_subclass__(**kw)
+        cls._TERMS = terms
+
+    def averaged(self) -> dict[str, float]:
+        """Each term averaged over inputs ``x`` (population versions; plain floats)."""
+        return {k: float(np.mean(getattr(self, k))) for k in self._TERMS}
+
+
 @dataclass(frozen=True)
-class BiasVariance:
+class BiasVariance(_Terms, terms=("noise", "bias", "variance", "expected_loss")):
     """Terms of the generalized bias-variance decomposition, one value per input ``x``.
 
     Statement: {prf:ref}`lem-bias-variance`.
@@ -49,26 +63,17 @@ class BiasVariance:
     ``expected_loss == noise + bias + variance`` is a real check of claim C1.
     """
 
+    @property
+    def total(self) -> np.ndarray:
+        """``noise + bias + variance``."""
+        return self.noise + self.bias + self.variance
+
     noise: np.ndarray
     bias: np.ndarray
     variance: np.ndarray
     expected_loss: np.ndarray
     target_mean: np.ndarray
     dual_mean: np.ndarray
-
-    @property
-    def total(self) -> np.ndarray:
-        """``noise + bias + variance``."""
-        return self.noise + self.bias + self.variance
-
-    def averaged(self) -> dict[str, float]:
-        """Each term averaged over inputs ``x`` (a plain dict of floats)."""
-        return {
-            "noise": float(np.mean(self.noise)),
-            "bias": float(np.mean(self.bias)),
-            "variance": float(np.mean(self.variance)),
-            "expected_loss": float(np.mean(self.expected_loss)),
-        }
 
 
 def _wmean(arr: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -84,12 +89,8 @@ def expected_loss(
     Uses ``D(y, v) = phi(y) - phi(v) - <grad phi(v), y> + <grad phi(v), v>`` and
     averages each term separately; agrees with the explicit double loop (tested).
     """
-    div = get_divergence(divergence)
-    Y = div.validate(targets, "targets", "target")
-    V = div.validate(predictions, "predictions", "prediction")
-    _check_samples(Y, V)
-    wy = sample_weights(target_weights, Y.shape[0], "target_weights")
-    wv = sample_weights(prediction_weights, V.shape[0], "prediction_weights")
+    div, Y, V, wy, wv = _samples(divergence, targets, predictions, target_weights,
+                                 prediction_weights)
     return _expected_loss(div, Y, V, wy, wv, div.raw_grad(V))
 
 
@@ -104,6 +105,16 @@ def _expected_loss(div, Y, V, wy, wv, gV) -> np.ndarray:
         - rowsum(_wmean(gV, wv) * ybar)
         + _wmean(gv_dot_v, wv)
     )
+
+
+def _samples(divergence, targets, predictions, target_weights, prediction_weights):
+    """The divergence, the validated samples ``Y`` and ``V`` and their weights."""
+    div = get_divergence(divergence)
+    Y = div.validate(targets, "targets", "target")
+    V = div.validate(predictions, "predictions", "prediction")
+    _check_samples(Y, V)
+    return (div, Y, V, sample_weights(target_weights, Y.shape[0], "target_weights"),
+            sample_weights(prediction_weights, V.shape[0], "prediction_weights"))
 
 
 def _check_samples(Y: np.ndarray, V: np.ndarray) -> None:
@@ -150,12 +161,8 @@ def bias_variance_decomposition(
         ``noise = E D(Y, EY)``, ``bias = D(EY, V°)``, ``variance = E D(V°, V)`` and the
         directly computed ``expected_loss = E D(Y, V)``, one value per input.
     """
-    div = get_divergence(divergence)
-    Y = div.validate(targets, "targets", "target")
-    V = div.validate(predictions, "predictions", "prediction")
-    _check_samples(Y, V)
-    wy = sample_weights(target_weights, Y.shape[0], "target_weights")
-    wv = sample_weights(prediction_weights, V.shape[0], "prediction_weights")
+    div, Y, V, wy, wv = _samples(divergence, targets, predictions, target_weights,
+                                 prediction_weights)
     ybar = _wmean(Y, wy)
     gV = div.raw_grad(V)
     vdual = div.raw_grad_inv(_wmean(gV, wv))
@@ -167,7 +174,7 @@ def bias_variance_decomposition(
 
 
 @dataclass(frozen=True)
-class GainIdentity:
+class GainIdentity(_Terms, terms=("risk_w", "risk_s", "misfit", "cross")):
     """Per-example terms of the pointwise gain identity (claim C2).
 
     Statement: {prf:ref}`prop-gain-identity`.
@@ -186,15 +193,6 @@ class GainIdentity:
     def residual(self) -> np.ndarray:
         """``risk_w - (risk_s + misfit + cross)``; zero up to rounding."""
         return self.risk_w - (self.risk_s + self.misfit + self.cross)
-
-    def averaged(self) -> dict[str, float]:
-        """Population versions: ``R(f_w)``, ``R(f_s)``, ``M(f_s, f_w)`` and the cross term."""
-        return {
-            "risk_w": float(np.mean(self.risk_w)),
-            "risk_s": float(np.mean(self.risk_s)),
-            "misfit": float(np.mean(self.misfit)),
-            "cross": float(np.mean(self.cross)),
-        }
 
 
 def gain_identity(divergence: str | BregmanDivergence, y, f_s, f_w) -> GainIdentity:

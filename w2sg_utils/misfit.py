@@ -31,7 +31,7 @@ import numpy as np
 
 from ._common import sample_weights
 from .checks import mean_and_se
-from .divergences import BregmanDivergence, as_float, get_divergence
+from .divergences import BregmanDivergence, as_float, check_broadcast, get_divergence
 
 __all__ = [
     "risk",
@@ -56,10 +56,7 @@ def _functions(div: BregmanDivergence, a, b, names, roles=("target", "prediction
             f"{names[1]}: (inputs, coordinates) shape {b.shape[-2:]} differs from "
             f"{names[0]}'s {a.shape[-2:]}"
         )
-    try:
-        np.broadcast_shapes(a.shape, b.shape)
-    except ValueError as exc:
-        raise ValueError(f"{names[0]} and {names[1]}: shapes {a.shape} and {b.shape} do not broadcast") from exc
+    check_broadcast(a, b, names)
     return a, b
 
 

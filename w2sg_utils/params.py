@@ -45,11 +45,15 @@ def _parse(value):
 
 
 @dataclass(frozen=True)
-class Int:
+class _Bounded:
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Int(_Bounded):
     """An integer in ``[min, max]``; ``power_of_two=True`` also requires ``2^j``."""
 
-    min: int | None = None
-    max: int | None = None
     power_of_two: bool = False
 
     def __call__(self, value, name: str) -> int:
@@ -60,11 +64,9 @@ class Int:
 
 
 @dataclass(frozen=True)
-class Float:
+class Float(_Bounded):
     """A finite real number in ``[min, max]`` (``*_open``: the bound excluded)."""
 
-    min: float | None = None
-    max: float | None = None
     min_open: bool = False
     max_open: bool = False
 

@@ -106,8 +106,24 @@ class Sizes(_Section):
             raise ValueError("sizes.test: need at least 2 test pairs")
 
 
-@dataclass(frozen=True)
-class TeacherConfig(_Section):
+@dataclass(frozen=True, kw_only=True)
+class _Trained(_Section):
+    """Fields of a trained model shared by the teacher and the strong model."""
+
+    model: str | None = None
+    lr: float | None = None
+    l2: float | None = None
+    batch_size: int | None = None
+    micro_batch_size: int | None = None
+    epochs: int | None = None
+    max_length: int | None = None
+    bf16: bool | None = None
+    gradient_checkpointing: bool | None = None
+    num_threads: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeacherConfig(_Trained):
     """The weak teacher: ``kind`` ``tfidf`` (uses ``C``, ``ngram_max``), ``encoder`` (a
     linear head on the first ``num_layers`` layers of the strong encoder, ``l2``) or
     ``causal_lm`` (a fine-tuned causal LM: ``model``, ``lr``, batch sizes, ...)."""
@@ -117,16 +133,6 @@ class TeacherConfig(_Section):
     C: float | None = None
     ngram_max: int | None = None
     num_layers: int | None = None
-    l2: float | None = None
-    model: str | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    micro_batch_size: int | None = None
-    epochs: int | None = None
-    max_length: int | None = None
-    bf16: bool | None = None
-    gradient_checkpointing: bool | None = None
-    num_threads: int | None = None
 
     def __post_init__(self):
         positive_int(self.n_labels, "teacher.n_labels")
@@ -147,24 +153,15 @@ class TeacherConfig(_Section):
                 f"teacher.kind: 'tfidf', 'encoder' or 'causal_lm', got {self.kind!r}")
 
 
-@dataclass(frozen=True)
-class StrongConfig(_Section):
+@dataclass(frozen=True, kw_only=True)
+class StrongConfig(_Trained):
     """The strong model: a head (``kind``, ``hidden``) on a frozen ``encoder``
-    (embedding back-end) or a fine-tuned causal LM ``model`` (causal_lm back-end)."""
+    (embedding back-end) or a fine-tuned causal LM ``model`` (causal_lm back-end);
+    ``lr``, ``l2``, ``batch_size``, ``epochs`` and ``max_length`` are required."""
 
-    lr: float
-    l2: float
-    batch_size: int
-    epochs: int
-    max_length: int
     encoder: str | None = None
     kind: str | None = None
     hidden: int | None = None
-    model: str | None = None
-    micro_batch_size: int | None = None
-    bf16: bool | None = None
-    gradient_checkpointing: bool | None = None
-    num_threads: int | None = None
 
     def __post_init__(self):
         non_negative(self.l2, "strong.l2")

@@ -21,6 +21,13 @@ def _np_inputs(student_logits, teacher_probs):
     return z, y
 
 
+def _smoothed_inputs(student_logits, teacher_probs, eps):
+    """``z``, ``y`` and the smoothed label ``y_eps`` (``K = 2`` for binary inputs)."""
+    eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
+    z, y = _np_inputs(student_logits, teacher_probs)
+    return z, y, smooth_labels(y, eps, 2 if z.ndim == 1 else z.shape[-1])
+
+
 def forward_ce_grad(student_logits, teacher_probs) -> np.ndarray:
     """Gradient of the per-example forward CE w.r.t. the logits: ``p - y`` (claim C8).
 
@@ -47,10 +54,7 @@ def reverse_ce_grad(student_logits, teacher_probs, eps: float = DEFAULT_EPS) -> 
 
     Statement: {prf:ref}`prop-ce-rce-gradients`.
     """
-    eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
-    z, y = _np_inputs(student_logits, teacher_probs)
-    k = 2 if z.ndim == 1 else z.shape[-1]
-    ye = smooth_labels(y, eps, k)
+    z, _, ye = _smoothed_inputs(student_logits, teacher_probs, eps)
     with np.errstate(divide="ignore"):
         if z.ndim == 1:
             s = expit(z)
@@ -67,10 +71,7 @@ def reverse_kl_grad(student_logits, teacher_probs, eps: float = DEFAULT_EPS) -> 
 
     Statement: {prf:ref}`prop-ce-rce-gradients`.
     """
-    eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
-    z, y = _np_inputs(student_logits, teacher_probs)
-    k = 2 if z.ndim == 1 else z.shape[-1]
-    ye = smooth_labels(y, eps, k)
+    z, _, ye = _smoothed_inputs(student_logits, teacher_probs, eps)
     with np.errstate(divide="ignore"):
         if z.ndim == 1:
             s = expit(z)
