@@ -56,6 +56,9 @@ def test_batched_estimator_equals_plain_least_squares():
         np.testing.assert_allclose(est.fbar[i], np.c_[np.ones(2), a[i]] @ beta, rtol=1e-9, atol=1e-10)
         rss = np.sum((B[i] - X @ beta) ** 2, axis=0).mean()
         np.testing.assert_allclose(est.cond_var[i], rss / (40 - 6 - 1), rtol=1e-9)
+        formula = rss / (40 - 6 - 1) * (1 / 40 + 6 * (1 + 1 / 40) / (40 - 6 - 2))
+        np.testing.assert_allclose(est.error_formula[i], formula, rtol=1e-9)
+    assert est.n_draws == 40 and np.all(est.rank == 6)
     np.testing.assert_allclose(est.predict(a), est.fbar, rtol=1e-12)
 
 

@@ -44,10 +44,13 @@ def plain_repetition(task, r, *, n, d_w, lam_w, N, d_s, lam_s, n_draws, n_test, 
         return np.linalg.lstsq(Z, F[rows, N:], rcond=None)[0]
 
     c1, c2 = ols(slice(1, 1 + h)), ols(slice(1 + h, 1 + 2 * h))
+    resid = F[1:1 + h, N:] - np.c_[np.ones(h), F[1:1 + h, :N]] @ c1
+    cond_var = np.mean(np.sum(resid**2, axis=0)) / (h - N - 1)
     L1, L2 = np.r_[1.0, a] @ c1, np.r_[1.0, a] @ c2
     held = np.c_[np.ones(h), F[1 + h:1 + 2 * h, :N]] @ c1 - F[1 + h:1 + 2 * h, N:]
     return dict(ybar=task.ybar(X_t).numpy(), f_w=f_w, f_s=f_s[0], f_s2=f_s[1], L1=L1, L2=L2,
-                held=held, mean=F[1:1 + h, N:].mean(0))
+                held=held, mean=F[1:1 + h, N:].mean(0), cond_var=cond_var,
+                error_formula=cond_var * (1 / h + N * (1 + 1 / h) / (h - N - 2)))
 
 
 def measure(reps, lam_s, bug=None):
@@ -71,7 +74,7 @@ def measure(reps, lam_s, bug=None):
             spread=np.mean((f_w - L1) ** 2), heldout=np.mean(p["held"] ** 2),
             est_error=np.mean((L1 - p["L2"]) ** 2) / 2 if bug is None else
             np.mean((p["L1"] - p["L2"]) ** 2) / 2,
-            error_formula=np.nan, cond_var=np.nan,
+            error_formula=p["error_formula"], cond_var=p["cond_var"],
             student_var=np.mean((f_s - p["f_s2"]) ** 2) / 2))
     return PosteriorW2S(**{k: np.array([row[k] for row in rows]) for k in rows[0]})
 
@@ -80,7 +83,7 @@ def test_batched_pipeline_matches_plain_reference_per_repetition():
     res = posterior_w2s(TASK, lam_s=1e-2, reps=3, **SIZES)
     ref = measure(3, 1e-2)
     for name in ("risk_w", "risk_s", "misfit", "eps", "dist", "spread", "heldout", "est_error",
-                 "student_var"):
+                 "student_var", "cond_var", "error_formula"):
         np.testing.assert_allclose(getattr(res, name), getattr(ref, name), rtol=1e-7,
                                    atol=1e-10, err_msg=name)
 
