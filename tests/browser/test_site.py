@@ -29,11 +29,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("W2SG_SITE", ROOT / "_build" / "html"))
 SHOTS = Path(os.environ.get("W2SG_SCREENSHOTS", ROOT / "_build" / "screenshots"))
-SCREENSHOTS = {  # name -> page
-    "landing": "book/intro.html",
-    "theorem": "notebooks/ch02_misfit.html",
-    "experiments": "notebooks/ch05_experiments.html",
-    "ledger": "book/ledger.html",
+SCREENSHOTS = {  # name -> (page, element to show at the top, or None for the whole page)
+    "landing": ("book/intro.html", None),
+    "theorem": ("notebooks/ch02_misfit.html", "div.theorem"),
+    "experiments": ("notebooks/ch05_experiments.html", None),
+    "ledger": ("book/ledger.html", None),
 }
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -203,14 +203,20 @@ def test_ledger_is_filled_from_the_chapters(server, browser):
                         "not recorded"}, statuses
 
 
-@pytest.mark.parametrize("name, page", SCREENSHOTS.items())
-def test_screenshot(server, browser, name, page):
+@pytest.mark.parametrize("name, page, element", [(k, *v) for k, v in SCREENSHOTS.items()])
+def test_screenshot(server, browser, name, page, element):
     assert (SITE / page).is_file(), page
     browser.set_window_size(1280, 900)
     browser.get(urljoin(server, page))
     browser.execute_async_script(PAGE_REPORT_JS)
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1280, max(900, min(int(height), 6000)))
+    if element:  # the first such element at the top of a 1280 x 1100 window
+        browser.set_window_size(1280, 1100)
+        assert browser.execute_script(
+            "const e = document.querySelector(arguments[0]);"
+            "if (e) { e.scrollIntoView(); window.scrollBy(0, -90); } return !!e;", element), element
+    else:  # the whole page, up to 5000 pixels
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1280, max(900, min(int(height), 5000)))
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(SHOTS / f"{name}.png"))
     browser.set_window_size(1280, 900)
