@@ -1,8 +1,28 @@
-"""w2sg_utils: the companion package of w2sg-book.
+"""w2sg_utils: the companion package of w2sg-book, one module per idea, in book order.
 
-Modules mirror the book: :mod:`divergences` and :mod:`decompositions` (Chapter 1,
-claims C1-C2), :mod:`checks` and :mod:`plotting` (used everywhere); later chapters add
-their own modules.
+Used by every chapter: :mod:`checks` (assertions with justified tolerances),
+:mod:`params` (a chapter's parameter check in one call), :mod:`plotting` (figure
+style), :mod:`ledger` (records of the checks for the claims ledger).
+
+* Chapter 1 (claims C1-C2): :mod:`divergences` (Bregman divergences, gradient maps,
+  dual means), :mod:`decompositions` (bias-variance decomposition, gain identity),
+  :mod:`quadrature` (exact Gaussian expectations).
+* Chapter 2 (C3-C5): :mod:`misfit` (the misfit theorem, the posterior-mean teacher),
+  :mod:`enumeration` (exact finite distributions), :mod:`misfit_learners` (histogram
+  teachers, MLP students).
+* Chapter 3 (C6): :mod:`random_features`, :mod:`ridge` (batched solvers),
+  :mod:`posterior_mean` and :mod:`rf_posterior` (the posterior-mean teacher estimated).
+* Chapter 4 (C7-C9): :mod:`losses` (every training objective, one registry),
+  :mod:`gaussian_classes` (the synthetic Gaussian task).
+* Chapter 5 (C9): :mod:`experiments` (data, presets and configuration, plan, models,
+  training, run store, sweep, metrics, the ``w2sg`` command), :mod:`intervals`
+  (intervals with test-set sampling), :mod:`sharding` and :mod:`distributed` (sweeps
+  across machines and processes).
+
+``_common`` holds what every module shares (argument checks, thread control, atomic
+writes, sample weights); it is internal. ``CONTRIBUTING.md`` says where new code goes;
+the book's package page lists the API in this order. Chapter 1 needs only the base
+install; chapters 2-4 the ``theory`` extra (torch), chapter 5 ``experiments``.
 """
 
 from .decompositions import bias_variance_decomposition, expected_loss, gain_identity
