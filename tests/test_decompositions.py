@@ -5,8 +5,7 @@ import pytest
 
 from w2sg_utils import bias_variance_decomposition, expected_loss, gain_identity
 from w2sg_utils.divergences import DIVERGENCES, get_divergence
-
-from .test_divergences import sample_points
+from w2sg_utils.divergences import random_points as sample_points
 
 NAMES = sorted(DIVERGENCES)
 

@@ -8,43 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from w2sg_utils.divergences import DIVERGENCES, get_divergence, kl_from_logits
+from w2sg_utils.divergences import random_points as sample_points
+
+from .references import grad_ref, phi_ref
 
 NAMES = sorted(DIVERGENCES)
-
-
-def sample_points(name, rng, shape):
-    """Random points in the open domain of each divergence."""
-    if name == "squared":
-        return rng.normal(size=shape)
-    if name == "kl":
-        return rng.dirichlet(np.ones(shape[-1]), size=shape[:-1])
-    if name == "binary_kl":
-        return rng.uniform(0.02, 0.98, size=shape)
-    return rng.uniform(0.1, 3.0, size=shape)
-
-
-def phi_ref(name, u):
-    if name == "squared":
-        return sum(a * a for a in u)
-    if name == "kl":
-        return sum(a * math.log(a) for a in u if a > 0)
-    if name == "binary_kl":
-        return sum(a * math.log(a) + (1 - a) * math.log(1 - a) for a in u)
-    if name == "i_divergence":
-        return sum(a * math.log(a) - a for a in u)
-    return -sum(math.log(a) for a in u)
-
-
-def grad_ref(name, u):
-    if name == "squared":
-        return [2 * a for a in u]
-    if name == "kl":
-        return [math.log(a) + 1 for a in u]  # true gradient of sum p log p
-    if name == "binary_kl":
-        return [math.log(a / (1 - a)) for a in u]
-    if name == "i_divergence":
-        return [math.log(a) for a in u]
-    return [-1 / a for a in u]
 
 
 def div_ref(name, u, v):

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from w2sg_utils.divergences import get_divergence
+from w2sg_utils.divergences import random_points as points
 from w2sg_utils.misfit import (
     cross_term,
     dual_mean_ensembles,
@@ -16,41 +17,9 @@ from w2sg_utils.misfit import (
     risk,
 )
 
+from .references import grad, grad_inv
+
 NAMES = ["squared", "kl", "binary_kl", "i_divergence", "itakura_saito"]
-
-
-def points(name, rng, shape):
-    """Random valid predictions (strictly inside the domain) of the given shape."""
-    if name == "squared":
-        return rng.normal(size=shape)
-    if name == "kl":
-        z = rng.normal(size=shape)
-        return np.exp(z) / np.exp(z).sum(-1, keepdims=True)
-    if name == "binary_kl":
-        return rng.uniform(0.05, 0.95, size=shape)
-    return rng.uniform(0.2, 3.0, size=shape)
-
-
-def grad(name, u):
-    if name == "squared":
-        return 2 * u
-    if name in ("kl", "i_divergence"):
-        return np.log(u)
-    if name == "binary_kl":
-        return np.log(u / (1 - u))
-    return -1 / u
-
-
-def grad_inv(name, t):
-    if name == "kl":
-        return np.exp(t) / np.exp(t).sum(-1, keepdims=True)
-    if name == "squared":
-        return t / 2
-    if name == "binary_kl":
-        return 1 / (1 + np.exp(-t))
-    if name == "i_divergence":
-        return np.exp(t)
-    return -1 / t
 
 
 def xweights(rng, n):

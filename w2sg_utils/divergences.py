@@ -56,6 +56,7 @@ __all__ = [
     "DIVERGENCES",
     "get_divergence",
     "kl_from_logits",
+    "random_points",
     "as_float",
     "rowsum",
     "check_broadcast",
@@ -421,3 +422,17 @@ def get_divergence(name: str | BregmanDivergence) -> BregmanDivergence:
         raise ValueError(
             f"divergence: unknown name {name!r}; valid names are {sorted(DIVERGENCES)}"
         ) from None
+
+
+def random_points(divergence, rng: np.random.Generator, shape) -> np.ndarray:
+    """Random points strictly inside the domain of ``divergence``, shape ``shape``: test
+    inputs of Chapter 1 and the tests (normal for ``squared``, Dirichlet(1) rows for
+    ``kl``, uniform on ``[0.02, 0.98]`` for ``binary_kl``, on ``[0.1, 3]`` otherwise)."""
+    name, shape = get_divergence(divergence).name, tuple(shape)
+    if name == "squared":
+        return rng.normal(size=shape)
+    if name == "kl":
+        return rng.dirichlet(np.ones(shape[-1]), size=shape[:-1])
+    if name == "binary_kl":
+        return rng.uniform(0.02, 0.98, size=shape)
+    return rng.uniform(0.1, 3.0, size=shape)
