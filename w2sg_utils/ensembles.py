@@ -35,7 +35,8 @@ from . import experiments as E
 from ._common import non_negative, positive, positive_int
 from .models import sigmoid
 
-__all__ = ["ensemble_draws", "tfidf_teacher_logits", "train_heads", "run_ensemble"]
+__all__ = ["ensemble_draws", "tfidf_teacher_logits", "train_heads", "run_ensemble", "seed_tables",
+           "interval_table"]
 
 SCHEMES = ("disjoint", "bootstrap")
 
@@ -313,3 +314,52 @@ def run_ensemble(cfg: dict, seed: int, K: int, runs, out_dir, scheme: str = "dis
         out["students"][(obj, l2)] = cached(
             spec, lambda o=obj, r=l2, s=spec: _students(bk, targets, o, r, E._spec_seed(s)))
     return out
+
+
+# ------------------------------------------------------------------- summaries
+
+def seed_tables(results: list[dict], runs) -> dict:
+    """Per-seed, per-pair tables ``(S, n)`` of every term, averaged over the members (Chapter 6).
+
+    ``results``: :func:`run_ensemble` outputs, one per seed. For each student setting
+    ``(objective, l2)`` returns a dict of tables: the terms of
+    :func:`~w2sg_utils.ensemble_terms.misfit_terms` on test (``eps`` with the
+    leave-one-out proxy), ``coupling``, and ``misfit_train`` (``KL(p_s || p_w)`` on the
+    student's own training inputs, ``(S, n_w2s)``). Each table feeds
+    :func:`~w2sg_utils.intervals.mean_interval` (test pairs x seeds).
+    """
+    from .ensemble_terms import binary_kl_logits, coupling, misfit_terms
+
+    out = {}
+    for run in runs:
+        run = (str(run[0]), float(run[1]))
+        rows: dict[str, list] = {}
+        for r in results:
+            zs_w2s, zs_test = r["students"][run]
+            zw_w2s, zw_test = r["teachers"]
+            t = {k: v.mean(0) for k, v in misfit_terms(r["y_test"], zw_test, zs_test).items()}
+            t["coupling"] = coupling(zw_test, zs_test)
+            t["misfit_train"] = binary_kl_logits(zs_w2s, zw_w2s).mean(0)
+            for k, v in t.items():
+                rows.setdefault(k, []).append(v)
+        out[run] = {k: np.array(v) for k, v in rows.items()}
+    return out
+
+
+def interval_table(tables: dict, terms, level: float = 0.95):
+    """One row per key of ``tables`` with ``<term>_mean``, ``_se``, ``_lo``, ``_hi``.
+
+    Intervals are two-level (test pairs and seeds, :func:`~w2sg_utils.intervals.mean_interval`),
+    conditional on the training pools, the pretrained models and the hyperparameters.
+    """
+    import pandas as pd
+
+    from .intervals import mean_interval
+
+    rows = []
+    for key, tab in tables.items():
+        row = dict(zip(("objective", "l2"), key)) if isinstance(key, tuple) else {"key": key}
+        for term in terms:
+            row |= mean_interval(tab[term], level).as_dict(f"{term}_")
+        rows.append(row)
+    return pd.DataFrame(rows)
