@@ -16,8 +16,8 @@ Batched where the model allows it, so that ``K = 16`` teachers cost little more 
 - Linear heads on frozen embeddings (:func:`train_heads`): ``K`` heads trained at once as
   one ``(K, d)`` weight matrix, each with its own loss and penalty; Adam is elementwise,
   so this is ``K`` runs of :func:`~w2sg_utils.training.train_head` with the same
-  minibatch order (tested). Batch-quantile objectives (``aux``, ``logconf``,
-  ``Quan_CACE_k``) get one objective object per head.
+  minibatch order (tested). Objectives with state (a batch quantile, or ``Quan_CACE_k``'s
+  threshold fitted to the training labels) get one objective object per head.
 - Causal-LM presets (GPU): the same function loops over members with the Chapter 5
   training loop.
 
@@ -152,11 +152,12 @@ def tfidf_teacher_logits(pool, draws, eval_sets: dict, C: float = 10.0, ngram_ma
 # ------------------------------------------------------------------- batched heads
 
 def _objectives(name: str, K: int):
-    """One shared objective, or one per head for batch-quantile objectives."""
-    from .losses import get_objective
+    """One shared objective, or one per head for objectives with state: a batch quantile
+    (``buffer_size``) or a threshold fitted to the training labels (``fit``)."""
+    from .losses import Objective, get_objective
 
     first = get_objective(name, validate=False)
-    if "buffer_size" in type(first).options:
+    if "buffer_size" in type(first).options or type(first).fit is not Objective.fit:
         return [first] + [get_objective(name, validate=False) for _ in range(K - 1)], True
     return [first], False
 
@@ -191,6 +192,9 @@ def train_heads(e_a, e_b, targets, objective: str, *, l2: float = 0.0, epochs: i
         Yt = torch.from_numpy(Y.T.astype(np.float32).copy())  # (n, K)
         W = torch.zeros(K, e_a.shape[1], requires_grad=True)
         opt = torch.optim.Adam([W], lr=lr)
+        if per_head:  # e.g. Quan_CACE: threshold from each head's own training labels
+            for k in range(K):
+                objs[k].fit(Yt[:, k])
         gen = np.random.default_rng([seed, 77])
         total, step = epochs * math.ceil(n / batch_size), 0
         for _ in range(epochs):
