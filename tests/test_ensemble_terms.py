@@ -148,3 +148,29 @@ def test_loo_eps_is_unbiased_and_in_sample_eps_is_not():
 def test_bad_input_names_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_doubling_units_against_loops_and_in_expectation(draws):
+    y, z_w, z_s = draws  # K = 6 members: units of 2 K = 6 with K = 3
+    u = T.doubling_units(y, z_w, z_s, K=3)
+    half = [np.mean([z_w[j] for j in range(3) if j != k], axis=0) for k in range(3)]
+    half += [np.mean([z_w[j] for j in range(3, 6) if j != k], axis=0) for k in range(3, 6)]
+    whole = [np.mean([z_w[j] for j in range(6) if j != k], axis=0) for k in range(6)]
+    ps = expit(z_s)
+    e = np.mean([(y - ps[k]) * (z_s[k] - half[k]) - (y - ps[k]) * (z_s[k] - whole[k]) for k in range(6)])
+    assert u["eps_diff"][0] == pytest.approx(e)
+    d = (z_w[:3].mean(0) - z_w[3:].mean(0)) ** 2 - 2 * z_w.var(0, ddof=1) / 3
+    assert u["distance_excess"][0] == pytest.approx(d.mean())
+    # expectation zero for independent teachers and students that follow their teacher
+    rng = np.random.default_rng(4)
+    mu = rng.normal(0, 1, 30)
+    yy = (rng.random(30) < expit(mu)).astype(float)
+    vals = []
+    for _ in range(300):
+        zw = mu + rng.normal(0, 1, (8, 30))
+        vals.append(T.doubling_units(yy, zw, 0.8 * zw + 0.2 * mu, K=2))
+    for key in ("eps_diff", "distance_excess"):
+        v = np.concatenate([x[key] for x in vals])
+        assert abs(v.mean()) <= 5 * v.std(ddof=1) / np.sqrt(len(v)), key
+    with pytest.raises(ValueError, match="K"):
+        T.doubling_units(y, z_w, z_s, K=2)

@@ -50,6 +50,7 @@ __all__ = [
     "coupling",
     "teacher_bias_variance",
     "proxy_distance",
+    "doubling_units",
 ]
 
 
@@ -207,3 +208,36 @@ def proxy_distance(z_w, K: int) -> np.ndarray:
         raise ValueError(f"K: need at least two groups of {K} among {M} members")
     zbar = z_w.reshape(M // K, K, -1).mean(axis=1)[: 2 * n_pairs]
     return ((zbar[0::2] - zbar[1::2]) ** 2).mean(0)
+
+
+def doubling_units(y, z_w, z_s, K: int = 2) -> dict[str, np.ndarray]:
+    """Independent replicates for the finite-K checks of Chapter 6 (claims C3, C4).
+
+    The ``M`` members are cut into units of ``2 K`` (disjoint training samples, so the
+    units are independent given the pool). Per unit, averaged over its ``2 K`` students
+    and the test pairs:
+
+    - ``eps_diff``: ``eps`` with the leave-one-out proxy of each half (``K`` teachers)
+      minus ``eps`` with the leave-one-out proxy of the whole unit (``2 K``); expectation
+      zero, because ``eps`` is linear in a proxy that is independent of the student;
+    - ``distance_excess``: the squared logit distance between the two halves' proxies
+      minus ``2 s^2 / K`` (``s^2`` the unit's sample variance, ``ddof = 1``); expectation
+      zero for independent draws.
+
+    Returns ``(M // (2 K),)`` arrays; their mean and standard error over units (and
+    seeds) test the two statements.
+    """
+    z_w, z_s = _members(z_w, "z_w"), _members(z_s, "z_s")
+    M = z_w.shape[0]
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 2 or M % (2 * K):
+        raise ValueError(f"K: an integer >= 2 with 2 K dividing {M}, got {K!r}")
+    eps_diff, dist = [], []
+    for u in range(M // (2 * K)):
+        sl = slice(2 * K * u, 2 * K * (u + 1))
+        zw, zs = z_w[sl], z_s[sl]
+        e_half = misfit_terms(y, zw, zs, group_loo_logits(zw, K))["eps"].mean()
+        e_whole = misfit_terms(y, zw, zs, loo_logits(zw))["eps"].mean()
+        eps_diff.append(e_half - e_whole)
+        halves = zw.reshape(2, K, -1).mean(axis=1)
+        dist.append(((halves[0] - halves[1]) ** 2 - 2 * zw.var(axis=0, ddof=1) / K).mean())
+    return {"eps_diff": np.array(eps_diff), "distance_excess": np.array(dist)}
