@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from w2sg_utils import ensembles as ENS
 from w2sg_utils import experiments as E
-from w2sg_utils.data import load_hh_helpful
+from w2sg_utils.experiments import ensembles as ENS
+from w2sg_utils.experiments.data import load_hh_helpful
+from w2sg_utils.experiments.models import PairHead, TfidfTeacher
+from w2sg_utils.experiments.plan import spec_seed
+from w2sg_utils.experiments.training import head_logits, train_head
 from w2sg_utils.losses import get_objective
-from w2sg_utils.models import PairHead, TfidfTeacher
-from w2sg_utils.training import head_logits, train_head
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -100,14 +101,14 @@ def test_run_ensemble_embedding_preset_caches_every_stage(tmp_path):
         np.testing.assert_array_equal(again["students"][key][1], out["students"][key][1])
     assert len(list((tmp_path / "artifacts").glob("*.npz"))) == n_art
     # the student of teacher k was trained on teacher k's labels: same as training it alone
-    bk = E._Backend(cfg, 0, None, False)
+    bk = E.Backend(cfg, 0, None, False)
     ea, eb = bk.embeddings("train_w2s")
     spec = {"stage": "ensemble_students", "seed": 0, "K": 3, "scheme": "disjoint",
             "objective": "bce", "l2": 1e-3}
-    from w2sg_utils.models import sigmoid
+    from w2sg_utils.experiments.models import sigmoid
     head = train_head(PairHead(ea.shape[1], "linear"), ea, eb, sigmoid(out["teachers"][0][1]),
                       get_objective("bce"), l2=1e-3, epochs=2, lr=1e-2, batch_size=64,
-                      seed=E._spec_seed(spec))
+                      seed=spec_seed(spec))
     ta, tb = bk.embeddings("test")
     np.testing.assert_allclose(out["students"][("bce", 1e-3)][1][1], head_logits(head, ta, tb),
                                rtol=1e-4, atol=1e-5)

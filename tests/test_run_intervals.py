@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from w2sg_utils import intervals as I
-from w2sg_utils import run_intervals as RI
 from w2sg_utils.experiments import RunStore
+from w2sg_utils.experiments import run_intervals as RI
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Two-level intervals for the runs of a sweep (claim C9, Chapter 5).
 
-Every run of :func:`~w2sg_utils.experiments.run_sweep` stores its test logits. From them
+Every run of :func:`~w2sg_utils.experiments.sweep.run_sweep` stores its test logits. From them
 and the test labels of each seed, this module builds per-pair tables ``(S, n)`` (seeds x
 test pairs; every seed evaluates the same test pairs) and gives every reported accuracy,
 risk and PGR an interval that includes the sampling of the test pairs as well as the
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .intervals import difference_interval, mean_interval, pgr_interval
+from ..intervals import difference_interval, mean_interval, pgr_interval
 
 __all__ = ["labels_by_seed", "pair_table", "interval_summary", "paired_difference"]
 

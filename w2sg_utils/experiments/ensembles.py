@@ -11,17 +11,17 @@ Batched where the model allows it, so that ``K = 16`` teachers cost little more 
 
 - TF-IDF teachers (:func:`tfidf_teacher_logits`): the texts are tokenised and counted
   once; each teacher's vocabulary, IDF weights and features are then cut from the shared
-  count matrix exactly as :class:`~w2sg_utils.models.TfidfTeacher` computes them on its
+  count matrix exactly as :class:`~w2sg_utils.experiments.models.TfidfTeacher` computes them on its
   own texts (same vocabulary rule, same feature order; tested to rounding).
 - Linear heads on frozen embeddings (:func:`train_heads`): ``K`` heads trained at once as
   one ``(K, d)`` weight matrix, each with its own loss and penalty; Adam is elementwise,
-  so this is ``K`` runs of :func:`~w2sg_utils.training.train_head` with the same
+  so this is ``K`` runs of :func:`~w2sg_utils.experiments.training.train_head` with the same
   minibatch order (tested). Objectives with state (a batch quantile, or ``Quan_CACE_k``'s
   threshold fitted to the training labels) get one objective object per head.
 - Causal-LM presets (GPU): the same function loops over members with the Chapter 5
   training loop.
 
-Runs are cached in a :class:`~w2sg_utils.experiments.RunStore` (validated artifacts,
+Runs are cached in a :class:`~w2sg_utils.experiments.store.RunStore` (validated artifacts,
 keyed by a hash of the configuration, spec and data), so a re-run trains nothing.
 """
 
@@ -31,9 +31,12 @@ import math
 
 import numpy as np
 
-from . import experiments as E
-from ._common import non_negative, positive, positive_int
+from .._common import non_negative, positive, positive_int
+from . import stages as S
+from .config import validate_config
 from .models import sigmoid
+from .plan import run_id, spec_seed
+from .store import RunStore
 
 __all__ = ["ensemble_draws", "tfidf_teacher_logits", "train_heads", "run_ensemble", "seed_tables",
            "interval_table"]
@@ -103,7 +106,7 @@ def tfidf_teacher_logits(pool, draws, eval_sets: dict, C: float = 10.0, ngram_ma
                          max_features: int = 20000) -> dict[str, np.ndarray]:
     """Logits ``(K, n)`` on each evaluation set of ``K`` TF-IDF teachers (claim C9), batched.
 
-    Teacher ``k`` is :class:`~w2sg_utils.models.TfidfTeacher` fitted on the pairs
+    Teacher ``k`` is :class:`~w2sg_utils.experiments.models.TfidfTeacher` fitted on the pairs
     ``pool.subset(draws[k])``: vocabulary and IDF from its own ``2 m`` texts (every term
     when at most ``max_features``, else the ``max_features`` most frequent, chosen as
     scikit-learn does), sublinear TF, L2 rows, a logistic regression without intercept
@@ -154,7 +157,7 @@ def tfidf_teacher_logits(pool, draws, eval_sets: dict, C: float = 10.0, ngram_ma
 def _objectives(name: str, K: int):
     """One shared objective, or one per head for objectives with state: a batch quantile
     (``buffer_size``) or a threshold fitted to the training labels (``fit``)."""
-    from .losses import Objective, get_objective
+    from ..losses import Objective, get_objective
 
     first = get_objective(name, validate=False)
     if "buffer_size" in type(first).options or type(first).fit is not Objective.fit:
@@ -168,12 +171,12 @@ def train_heads(e_a, e_b, targets, objective: str, *, l2: float = 0.0, epochs: i
     """Train ``K`` bias-free linear pair heads at once; return their weights ``(K, d)``.
 
     Head ``k`` minimises ``objective(z_k, targets[k]) + l2 * |w_k|^2`` with Adam from
-    zero, the minibatch order of :func:`~w2sg_utils.training.train_head` with ``seed``
+    zero, the minibatch order of :func:`~w2sg_utils.experiments.training.train_head` with ``seed``
     (claim C9; the students of Chapter 6). Logits: ``(e_a - e_b) @ W.T``.
     """
     import torch
 
-    from .training import torch_threads
+    from .._common import torch_threads
 
     e_a, e_b = np.asarray(e_a, np.float32), np.asarray(e_b, np.float32)
     if e_a.shape != e_b.shape or e_a.ndim != 2:
@@ -243,10 +246,10 @@ def _teachers(bk, draws) -> tuple[np.ndarray, np.ndarray]:
     zs = []
     for k, idx in enumerate(draws):  # causal LM: one member at a time
         seed = 1000 * bk.seed + k
-        model, tok = E._load_lm(t["model"], bool(t.get("gradient_checkpointing")), seed=seed)
+        model, tok = S._load_lm(t["model"], bool(t.get("gradient_checkpointing")), seed=seed)
         sub = gt.subset(idx)
-        E._train_lm(model, tok, sub, sub.label.astype(float), "bce", t, cfg, bk, seed=seed)
-        zs.append((E._predict_lm(model, tok, w2s, t, cfg, bk), E._predict_lm(model, tok, test, t, cfg, bk)))
+        S._train_lm(model, tok, sub, sub.label.astype(float), "bce", t, cfg, bk, seed=seed)
+        zs.append((S._predict_lm(model, tok, w2s, t, cfg, bk), S._predict_lm(model, tok, test, t, cfg, bk)))
     return np.array([a for a, _ in zs]), np.array([b for _, b in zs])
 
 
@@ -267,10 +270,10 @@ def _students(bk, targets, objective, l2, seed) -> tuple[np.ndarray, np.ndarray]
         raise ValueError("strong.kind: the ensemble runner batches linear heads only")
     zs = []
     for k, y in enumerate(targets):
-        model, tok = E._load_lm(st["model"], bool(st.get("gradient_checkpointing")), seed=seed + k)
-        E._train_lm(model, tok, bk.data["train_w2s"], y, objective, st, cfg, bk, seed=seed + k)
-        zs.append((E._predict_lm(model, tok, bk.data["train_w2s"], st, cfg, bk),
-                   E._predict_lm(model, tok, bk.data["test"], st, cfg, bk)))
+        model, tok = S._load_lm(st["model"], bool(st.get("gradient_checkpointing")), seed=seed + k)
+        S._train_lm(model, tok, bk.data["train_w2s"], y, objective, st, cfg, bk, seed=seed + k)
+        zs.append((S._predict_lm(model, tok, bk.data["train_w2s"], st, cfg, bk),
+                   S._predict_lm(model, tok, bk.data["test"], st, cfg, bk)))
     return np.array([a for a, _ in zs]), np.array([b for _, b in zs])
 
 
@@ -284,19 +287,19 @@ def run_ensemble(cfg: dict, seed: int, K: int, runs, out_dir, scheme: str = "dis
     l2)]`` (``(K, n)``, student ``k`` trained on teacher ``k``'s soft labels). Every
     stage is cached in ``out_dir`` (a run store) and reused when its artifact is valid.
     """
-    E.validate_config(cfg)
+    cfg = validate_config(cfg)
     positive_int(K, "K")
     if K < 2:
         raise ValueError(f"K: need at least 2 teachers, got {K}")
     runs = [(str(o), float(l2)) for o, l2 in runs]
     for _, l2 in runs:
         non_negative(l2, "runs (l2)")
-    store = E.RunStore(out_dir)
-    bk = E._Backend(cfg, seed, data_dir, progress)
+    store = RunStore(out_dir)
+    bk = S.Backend(cfg, seed, data_dir, progress)
     draws = ensemble_draws(bk.data["train_gt"].label, cfg["teacher"]["n_labels"], K, seed, scheme)
 
     def cached(spec, compute):
-        rid = E.run_id(cfg, spec, bk.data_hash)
+        rid = run_id(cfg, spec, bk.data_hash)
         arrays = store.load_artifact(rid)
         if arrays is None:
             a, b = compute()
@@ -316,7 +319,7 @@ def run_ensemble(cfg: dict, seed: int, K: int, runs, out_dir, scheme: str = "dis
     for obj, l2 in runs:
         spec = {"stage": "ensemble_students", **base, "objective": obj, "l2": l2}
         out["students"][(obj, l2)] = cached(
-            spec, lambda o=obj, r=l2, s=spec: _students(bk, targets, o, r, E._spec_seed(s)))
+            spec, lambda o=obj, r=l2, s=spec: _students(bk, targets, o, r, spec_seed(s)))
     return out
 
 
@@ -332,7 +335,7 @@ def seed_tables(results: list[dict], runs) -> dict:
     student's own training inputs, ``(S, n_w2s)``). Each table feeds
     :func:`~w2sg_utils.intervals.mean_interval` (test pairs x seeds).
     """
-    from .ensemble_terms import binary_kl_logits, coupling, misfit_terms
+    from ..ensemble_terms import binary_kl_logits, coupling, misfit_terms
 
     out = {}
     for run in runs:
@@ -358,7 +361,7 @@ def interval_table(tables: dict, terms, level: float = 0.95):
     """
     import pandas as pd
 
-    from .intervals import mean_interval
+    from ..intervals import mean_interval
 
     rows = []
     for key, tab in tables.items():
