@@ -20,7 +20,8 @@ from w2sg_utils.ledger import reference_entry, statement_links
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "notebooks").glob("ch*.md"))
 # chapters whose statement boxes all name their code (the others are being rewritten)
-LINKED = {"ch01_bregman", "ch02_misfit", "ch03_random_features", "ch04_cross_entropy"}
+LINKED = {"ch01_bregman", "ch02_misfit", "ch03_random_features", "ch04_cross_entropy",
+          "ch06_theory_meets_experiment"}
 KINDS = ("theorem", "lemma", "proposition", "corollary", "conjecture")
 BOX = re.compile(r"^```\{prf:(\w+)\}[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 CODE_REF = re.compile(r"\{py:(func|class)\}`~?([\w.]+)`")

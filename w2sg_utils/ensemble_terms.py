@@ -118,6 +118,9 @@ def misfit_terms(y, z_w, z_s, proxy=None) -> dict[str, np.ndarray]:
     (``KL(p_s || p_w)``), ``cross`` (so ``gain = misfit + cross`` exactly), ``eps`` (from
     its definition with the proxy), ``entropy_s``, ``rce`` (``RCE(p_s, p_w) = misfit +
     entropy_s``) and ``min_entropy_w`` (``-log max(p_w, 1 - p_w)``).
+
+    Statements: {prf:ref}`prop-ch06-proxy-split`, {prf:ref}`thm-expected-misfit`,
+    {prf:ref}`cor-entropy-gain`.
     """
     z_w, z_s = _members(z_w, "z_w"), _members(z_s, "z_s")
     if z_s.shape != z_w.shape:
@@ -145,6 +148,8 @@ def coupling(z_w, z_s) -> np.ndarray:
     No labels enter. With the leave-one-out proxy, ``mean_k cross - mean_k eps`` equals
     this covariance exactly; its expectation is the difference between the theorem's
     ``eps`` (posterior mean given the student) and ``eps`` with the unconditional proxy.
+
+    Statement: {prf:ref}`prop-ch06-proxy-split`.
     """
     z_w, z_s = _members(z_w, "z_w"), _members(z_s, "z_s")
     p_s = sigmoid(z_s)
@@ -171,6 +176,8 @@ def teacher_bias_variance(y, z, K: int | None = None) -> dict[str, np.ndarray]:
 
     Exactly ``expected_loss = noise_bias + variance`` and
     ``= noise_bias_corrected + variance_corrected`` for every pair.
+
+    Statement: {prf:ref}`lem-bias-variance`.
     """
     z = _members(z, "z")
     M = z.shape[0]
@@ -225,7 +232,7 @@ def doubling_units(y, z_w, z_s, K: int = 2) -> dict[str, np.ndarray]:
       zero for independent draws.
 
     Returns ``(M // (2 K),)`` arrays; their mean and standard error over units (and
-    seeds) test the two statements.
+    seeds) test the two statements. Statement: {prf:ref}`prop-ch06-proxy-split`.
     """
     z_w, z_s = _members(z_w, "z_w"), _members(z_s, "z_s")
     M = z_w.shape[0]
