@@ -92,3 +92,25 @@ def test_bad_metric_and_missing_artifact(store):
     bad = df.iloc[:1].assign(run_id="nope")
     with pytest.raises(ValueError, match="rows"):
         RI.pair_table(st, bad, labels)
+
+
+def test_summarize_counts_nan_runs():
+    from w2sg_utils.experiments import summarize
+
+    df = pd.DataFrame({"g": ["a"] * 4 + ["b"] * 2, "pgr": [0.5, np.nan, 0.7, np.nan, 0.1, 0.3]})
+    s = summarize(df, "g", ["pgr"]).set_index("g")
+    assert s.loc["a", "n"] == 4 and s.loc["a", "pgr_nan"] == 2 and s.loc["a", "pgr_n"] == 2
+    assert s.loc["a", "pgr_mean"] == pytest.approx(0.6) and s.loc["b", "pgr_nan"] == 0
+
+
+def test_labels_from_store_match_the_data(tmp_path):
+    from w2sg_utils.experiments.data import load_hh_helpful
+
+    st = RunStore(tmp_path)
+    st.save_artifact("r4", z_test=np.zeros(30))
+    st.save_artifact("r5", z_test=np.zeros(30))
+    df = pd.DataFrame({"run_id": ["r4", "r5"], "seed": [4, 5]})
+    lab = RI.labels_from_store(st, df)
+    for s in (4, 5):
+        np.testing.assert_array_equal(lab[s], load_hh_helpful({"test": 30}, seed=s)["test"].label)
+    assert not np.array_equal(lab[4], lab[5])

@@ -199,11 +199,21 @@ def _summarize(parser, args) -> int:
     csv = Path(args.out) / "results.csv"
     if not csv.is_file():
         parser.error(f"out: no results.csv in {args.out}")
-    _print_summary(RunStore(args.out).rows())
+    store = RunStore(args.out)
+    _print_summary(store.rows(), store)
     return 0
 
 
-def _print_summary(df) -> None:
+def _print_summary(df, store=None) -> None:
+    """Teacher and ceiling accuracy, then accuracy, test risk and PGR per objective and L2.
+
+    With the runs' artifacts (``store``), intervals are two-level (test pairs and seeds,
+    :mod:`.run_intervals`); without them, over seeds only (conditional on the test set).
+    Runs with a NaN value are counted in ``n_nan`` / ``<metric>_nan``, not dropped silently.
+    """
+    import numpy as np
+    import pandas as pd
+
     from .metrics import summarize
 
     if df.empty:
@@ -211,9 +221,28 @@ def _print_summary(df) -> None:
         return
     st = df[(df["stage"] == "student") & (df["labels"] == "teacher0")]
     base = df[df["stage"].isin(["teacher", "ceiling"]) & (df["member"].isin([0, -1]))]
-    if len(base):
-        print(summarize(base, ["stage"], ["acc"]).to_string(index=False, float_format="%.4f"))
-    if len(st):
-        tab = summarize(st, ["objective", "l2"], ["acc", "pgr"])
-        print(tab.to_string(index=False, float_format="%.4f"))
+    fmt = {"index": False, "float_format": "%.4f"}
+    if store is not None and _artifacts_complete(store, pd.concat([base, st])):
+        from .run_intervals import interval_summary, labels_from_store
+
+        labels = labels_from_store(store, pd.concat([base, st]))
+        print("95% intervals over test pairs and seeds (conditional on the training pools):")
+        if len(base):
+            print(interval_summary(base, store, labels, ["stage"], ["acc"]).to_string(**fmt))
+        if len(st):
+            print(interval_summary(st, store, labels, ["objective", "l2"], ["acc", "risk"], pgr=True,
+                                   all_runs=df).to_string(**fmt))
+    else:
+        print("95% intervals over seeds only (conditional on the test pairs; no artifacts):")
+        if len(base):
+            print(summarize(base, ["stage"], ["acc"]).to_string(**fmt))
+        if len(st):
+            print(summarize(st, ["objective", "l2"], ["acc", "pgr"]).to_string(**fmt))
+    n_nan = int((~np.isfinite(st["pgr"].to_numpy(float))).sum()) if "pgr" in st else 0
+    if n_nan:
+        print(f"note: {n_nan} student run(s) with an undefined PGR (ceiling not above teacher)")
     sys.stdout.flush()
+
+
+def _artifacts_complete(store, rows) -> bool:
+    return all(store.artifact_path(rid).is_file() for rid in rows["run_id"])

@@ -68,8 +68,12 @@ def pair_metrics(z_s, z_w, label) -> dict:
 def summarize(df: pd.DataFrame, by, metrics=("acc", "pgr"), level: float = 0.95) -> pd.DataFrame:
     """Mean, standard error and a Student-t ``level`` interval over seeds, per group.
 
-    Returns one row per group with ``<metric>_mean``, ``<metric>_se``,
-    ``<metric>_lo``, ``<metric>_hi`` and ``n`` (number of seeds).
+    Returns one row per group with ``n`` (runs), and per metric ``<metric>_mean``,
+    ``_se``, ``_lo``, ``_hi``, ``<metric>_n`` (runs with a finite value, the ones used) and
+    ``<metric>_nan`` (runs whose value is NaN, e.g. a PGR where the ceiling does not beat
+    the teacher: counted and reported, never silently dropped). The interval is over
+    seeds only, *conditional on the test pairs*, which every seed shares; for intervals
+    that include test-set sampling use :mod:`w2sg_utils.experiments.run_intervals`.
     """
     from scipy import stats
 
@@ -83,11 +87,13 @@ def summarize(df: pd.DataFrame, by, metrics=("acc", "pgr"), level: float = 0.95)
         r["n"] = len(g)
         for m in metrics:
             x = g[m].to_numpy(float)
-            x = x[np.isfinite(x)]
+            finite = np.isfinite(x)
+            x = x[finite]
             mean = float(np.mean(x)) if len(x) else np.nan
             se = float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else np.nan
             half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * se) if len(x) > 1 else np.nan
-            r |= {f"{m}_mean": mean, f"{m}_se": se, f"{m}_lo": mean - half, f"{m}_hi": mean + half}
+            r |= {f"{m}_mean": mean, f"{m}_se": se, f"{m}_lo": mean - half, f"{m}_hi": mean + half,
+                  f"{m}_n": int(finite.sum()), f"{m}_nan": int((~finite).sum())}
         out.append(r)
     return pd.DataFrame(out)
 

@@ -18,7 +18,8 @@ import pandas as pd
 
 from ..intervals import difference_interval, mean_interval, pgr_interval
 
-__all__ = ["labels_by_seed", "pair_table", "interval_summary", "paired_difference"]
+__all__ = ["labels_by_seed", "labels_from_store", "pair_table", "interval_summary",
+           "paired_difference"]
 
 
 def labels_by_seed(cfg: dict, seeds, data_dir=None) -> dict[int, np.ndarray]:
@@ -27,6 +28,24 @@ def labels_by_seed(cfg: dict, seeds, data_dir=None) -> dict[int, np.ndarray]:
 
     return {int(s): load_hh_helpful(cfg["sizes"], seed=int(s), data_dir=data_dir)["test"].label
             for s in seeds}
+
+
+def labels_from_store(store, df: pd.DataFrame, data_dir=None) -> dict[int, np.ndarray]:
+    """Test labels of each seed of a HH-helpful sweep, from its stored runs alone.
+
+    The swap of the test split depends only on the seed and the number of test pairs,
+    read from the length of the first run's test logits.
+    """
+    from .data import load_hh_helpful
+
+    out = {}
+    for s, g in df.groupby("seed", sort=True):
+        arrays = store.load_artifact(g["run_id"].iloc[0])
+        if arrays is None or "z_test" not in arrays:
+            raise ValueError(f"df: run {g['run_id'].iloc[0]} has no test logits in {store.root}")
+        n = len(arrays["z_test"])
+        out[int(s)] = load_hh_helpful({"test": n}, seed=int(s), data_dir=data_dir)["test"].label
+    return out
 
 
 def _per_pair(z, y, metric: str) -> np.ndarray:
