@@ -318,7 +318,7 @@ def test_teacher_draws_always_hold_both_classes():
                         objectives=["bce"], teacher={"n_labels": 4}, l2_grid=[],
                         ensemble_size=2)
     for seed in range(40):
-        bk = E._Backend(cfg, seed, None, False)
+        bk = E.Backend(cfg, seed, None, False)
         labels = bk.data["train_gt"].label
         for member in range(4):
             idx = bk.teacher_indices(member)

@@ -46,8 +46,6 @@ from .stages import Backend
 from .store import RunStore, committed_results
 from .sweep import run_sweep
 
-_Backend = Backend  # the name used before the split
-
 __all__ = [
     "CODE_VERSION",
     "Preset",
