@@ -136,3 +136,48 @@ def test_two_gloo_processes_train_like_one(tmp_path):
     assert abs(float(a["loss"]) - float(b["loss"])) < 1e-5
     rel = np.linalg.norm(b["grad"] - a["grad"]) / np.linalg.norm(a["grad"])
     assert rel < 1e-4, rel
+
+
+@pytest.mark.slow
+def test_accelerate_launch_of_the_cli_stores_what_one_process_stores(tmp_path, monkeypatch):
+    """``accelerate launch -m w2sg_utils run`` with 2 gloo processes, tiny-gpt2 preset:
+    the same stored predictions as one process (same global batch and seeds), to float32
+    summation order (observed <= 2e-6; tolerance 1e-4 as for the loop itself), and the
+    store holds each run once (only the main process writes)."""
+    from w2sg_utils import experiments as E
+    from w2sg_utils.experiments import cli
+
+    args = ["--preset", "tiny-gpt2", "--n-train-gt", "12", "--n-train-w2s", "12", "--n-test",
+            "8", "--teacher-labels", "12", "--ensemble-size", "2", "--objectives", "bce",
+            "--no-progress"]
+    monkeypatch.setenv("W2SG_CACHE", str(tmp_path / "cache"))
+    cfg = cli.config_from_args(cli.build_parser().parse_args(["run", "--out", "x", *args]))
+    one = E.RunStore(tmp_path / "one")
+    E.run_sweep(cfg, one.root, progress=False)
+    env = {**worker_env(), "W2SG_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run([*accelerate_cmd(2), "-m", "w2sg_utils", "run", "--out",
+                        str(tmp_path / "two"), *args], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count(" runs in ") == 1  # one report: the main process's
+    two = E.RunStore(tmp_path / "two")
+    ra, rb = one.rows(), two.rows()
+    assert len(rb) == len(E.plan_runs(cfg)) and rb["run_id"].is_unique
+    assert set(rb["run_id"]) == set(ra["run_id"])
+    for rid in ra["run_id"]:
+        x, y = one.load_artifact(rid), two.load_artifact(rid)
+        for k in x:
+            np.testing.assert_allclose(y[k], x[k], atol=1e-4, err_msg=f"{rid}:{k}")
+    np.testing.assert_allclose(rb.set_index("run_id").loc[ra["run_id"], "acc"], ra["acc"])
+
+
+def test_embedding_preset_refuses_several_processes(monkeypatch, tmp_path):
+    from w2sg_utils import experiments as E
+    from w2sg_utils.experiments import sweep
+
+    class Fake(D.SingleProcess):
+        num_processes = 2
+
+    monkeypatch.setattr(sweep, "processes", lambda device: Fake())
+    with pytest.raises(ValueError, match="preset"):
+        E.run_sweep(E.make_config(), tmp_path, progress=False)

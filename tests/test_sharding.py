@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from w2sg_utils import sharding as S
@@ -98,3 +100,90 @@ def test_lock_times_out_and_is_released_when_its_holder_is_killed(tmp_path):
     with S.run_lock(tmp_path, "abc", timeout=30):  # the kernel released it
         pass
     assert (tmp_path / S.LOCK_DIR / "abc.lock").is_file()
+
+
+# ------------------------------------------------- shards of a sweep, as processes
+
+TINY = ["--preset", "tiny-gpt2", "--n-train-gt", "12", "--n-train-w2s", "12", "--n-test", "8",
+        "--teacher-labels", "12", "--ensemble-size", "2", "--objectives", "bce", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("w2sg_cache")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cache):
+    """The unsharded sweep, in this process."""
+    from w2sg_utils import experiments as E
+    from w2sg_utils.experiments import cli
+
+    out = tmp_path_factory.mktemp("unsharded")
+    old = os.environ.get("W2SG_CACHE")
+    os.environ["W2SG_CACHE"] = str(cache)
+    try:
+        cfg = cli.config_from_args(cli.build_parser().parse_args(["run", "--out", str(out), *TINY]))
+        E.run_sweep(cfg, out, progress=False)
+    finally:
+        os.environ.pop("W2SG_CACHE") if old is None else os.environ.update(W2SG_CACHE=old)
+    return out
+
+
+def _shard(out, i, n, cache):
+    cmd = [sys.executable, "-m", "w2sg_utils", "run", "--out", str(out), *TINY, "--shard", f"{i}/{n}"]
+    env = {**_env(), "W2SG_CACHE": str(cache), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def assert_same_store(out, ref):
+    """Each run once, the same run ids, and the same predictions as the reference."""
+    from w2sg_utils.experiments import RunStore
+
+    a, b = RunStore(ref), RunStore(out)
+    ra, rb = a.rows(), b.rows()
+    assert rb["run_id"].is_unique and set(rb["run_id"]) == set(ra["run_id"])
+    for rid in ra["run_id"]:
+        x, y = a.load_artifact(rid), b.load_artifact(rid)
+        assert y is not None and set(x) == set(y), rid
+        for k in x:  # the same deterministic computation in another process
+            np.testing.assert_array_equal(y[k], x[k], err_msg=f"{rid}:{k}")
+    assert not list(Path(out).rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_two_concurrent_shards_equal_one_unsharded_sweep(tmp_path, reference, cache):
+    from w2sg_utils import experiments as E
+    from w2sg_utils.experiments import cli
+
+    procs = [_shard(tmp_path, i, 2, cache) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    assert_same_store(tmp_path, reference)
+    # each shard ran its own share (by run id), which together make the whole plan
+    cfg = cli.config_from_args(cli.build_parser().parse_args(["run", "--out", "x", *TINY]))
+    assert len(E.RunStore(tmp_path).rows()) == len(E.plan_runs(cfg))
+
+
+@pytest.mark.slow
+def test_killed_shard_restarted_loses_and_duplicates_nothing(tmp_path, reference, cache):
+    import time
+
+    from w2sg_utils.experiments import RunStore
+
+    victim, other = _shard(tmp_path, 0, 2, cache), _shard(tmp_path, 1, 2, cache)
+    deadline = time.monotonic() + 300
+    while len(RunStore(tmp_path).rows()) < 1 and victim.poll() is None:
+        assert time.monotonic() < deadline, "no row written"
+        time.sleep(0.1)
+    victim.send_signal(signal.SIGKILL)  # mid-sweep, most likely inside a run
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    _, err = other.communicate(timeout=600)
+    assert other.returncode == 0, err[-3000:]
+    restarted = _shard(tmp_path, 0, 2, cache)
+    _, err = restarted.communicate(timeout=600)
+    assert restarted.returncode == 0, err[-3000:]
+    assert_same_store(tmp_path, reference)

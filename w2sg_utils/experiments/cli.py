@@ -7,6 +7,8 @@ Usage::
     w2sg run --out runs/hh                    # CPU default preset (hh-minilm-cpu)
     w2sg run --preset gpt2-hh --out runs/gpt2 # GPU: the GPT-2 protocol of the released code
     w2sg summarize --out runs/hh              # table per objective with 95% CIs
+    w2sg run --shard 0/4 --out runs/hh        # one of 4 machines filling one store
+    accelerate launch -m w2sg_utils run --preset gpt2-hh --out runs/gpt2   # several GPUs
 
 (``python -m w2sg_utils ...`` is the same.) Re-running ``run`` with the same ``--out``
 skips finished runs and resumes an interrupted sweep. All arguments are validated
@@ -40,6 +42,15 @@ def _float_list(s: str) -> list[float]:
         return [float(x) for x in s.split(",") if x.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from exc
+
+
+def _shard(s: str) -> tuple[int, int]:
+    from ..sharding import parse_shard
+
+    try:
+        return parse_shard(s)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _str_list(s: str) -> list[str]:
@@ -90,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="causal-LM presets: strong model (hub id or folder), e.g. gpt2-large")
     r.add_argument("--micro-batch-size", type=int, default=None,
                    help="causal-LM presets: pairs per microbatch (teacher and student)")
+    r.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                   help="run only shard I of N (0 <= I < N, by run id), e.g. "
+                        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; shards may share --out")
     r.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     s = sub.add_parser("summarize", help="print mean and 95%% CI per objective")
@@ -181,11 +195,14 @@ def main(argv=None) -> int:
         cfg = config_from_args(args)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
+    from ..distributed import current
     from .sweep import run_sweep
 
-    df = run_sweep(cfg, args.out, data_dir=args.data_dir, progress=not args.no_progress)
-    print(f"{len(df)} runs in {Path(args.out) / 'results.csv'}")
-    _print_summary(df)
+    df = run_sweep(cfg, args.out, data_dir=args.data_dir, progress=not args.no_progress,
+                   shard=args.shard)
+    if current(cfg["device"]).is_main:  # one report per launch
+        print(f"{len(df)} runs in {Path(args.out) / 'results.csv'}")
+        _print_summary(df)
     return 0
 
 

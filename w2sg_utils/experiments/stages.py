@@ -122,11 +122,14 @@ def _run_teacher(bk: Backend, spec) -> dict:
 def _resolve_lm(name: str) -> str:
     """``tiny-gpt2:<n_layer>`` builds (once, in the cache) a tiny random GPT-2."""
     if name.startswith("tiny-gpt2:"):
+        from ..sharding import file_lock
         from .embeddings import cache_dir
         from .models import build_tiny_gpt2
 
         n_layer = int(name.split(":")[1])
-        return str(build_tiny_gpt2(cache_dir() / "models" / f"tiny-gpt2-{n_layer}", n_layer=n_layer))
+        folder = cache_dir() / "models" / f"tiny-gpt2-{n_layer}"
+        with file_lock(folder.with_name(folder.name + ".lock")):  # concurrent shards/processes
+            return str(build_tiny_gpt2(folder, n_layer=n_layer))
     return name
 
 

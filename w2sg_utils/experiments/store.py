@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._common import atomic_write, atomic_write_text
+from ..sharding import store_lock
 
 __all__ = ["RunStore", "committed_results"]
 
@@ -45,12 +46,17 @@ class RunStore:
         return set(df["run_id"]) if "run_id" in df else set()
 
     def append(self, row: dict) -> None:
-        """Add one row; rewrite the CSV atomically; a duplicate run id is an error."""
-        df = self.rows()
-        if "run_id" in df and row["run_id"] in set(df["run_id"]):
-            raise ValueError(f"run_id: {row['run_id']} is already in {self.csv}")
-        new = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
-        atomic_write_text(self.csv, new.to_csv(index=False))
+        """Add one row; rewrite the CSV atomically; a duplicate run id is an error.
+
+        The read-modify-write holds the store's lock, so concurrent writers (the shards
+        of a sweep, :mod:`w2sg_utils.sharding`) never lose each other's rows.
+        """
+        with store_lock(self.root):
+            df = self.rows()
+            if "run_id" in df and row["run_id"] in set(df["run_id"]):
+                raise ValueError(f"run_id: {row['run_id']} is already in {self.csv}")
+            new = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
+            atomic_write_text(self.csv, new.to_csv(index=False))
 
     def artifact_path(self, rid: str) -> Path:
         return self.root / "artifacts" / f"{rid}.npz"

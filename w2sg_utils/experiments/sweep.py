@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import pandas as pd
 
+from ..distributed import current as processes
+from ..sharding import run_lock, shard_run_ids
 from .config import validate_config
 from .plan import plan_runs, run_id
 from .stages import Backend, execute
@@ -17,28 +20,47 @@ __all__ = ["run_sweep"]
 
 
 def run_sweep(cfg, out_dir: str | os.PathLike, data_dir=None, progress: bool = True,
-              on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
+              on_row: Callable[[dict], None] | None = None,
+              shard: tuple[int, int] | None = None) -> pd.DataFrame:
     """Run (or resume) every run of :func:`plan_runs` and return the results table.
 
     A run whose row is in ``out_dir/results.csv`` and whose artifact is valid is skipped;
     a missing or invalid artifact of a finished run is recomputed (deterministically)
     without adding a second row. ``on_row`` is called after each new row is written.
+    ``shard = (I, N)`` runs only the runs of shard ``I`` of ``N``
+    (:func:`~w2sg_utils.sharding.assign_shards`) and the runs they need that no shard
+    has stored yet; each run is computed while its lock is held, so concurrent shards
+    compute every run once. Under ``accelerate launch`` (causal-LM presets) all
+    processes train together and only the main one writes the store
+    (:mod:`w2sg_utils.distributed`).
     Setting the environment variable ``W2SG_ABORT_AFTER=n`` hard-exits the process
     (``os._exit``) after ``n`` new rows, to test resumption after a kill.
     """
     from tqdm import tqdm
 
     cfg = validate_config(cfg)
+    par = processes(cfg["device"])
+    if par.num_processes > 1 and cfg["backend"] == "embedding":
+        raise ValueError(f"preset: {cfg['preset']!r} trains small heads in one process; "
+                         "run it without accelerate launch (several processes: --shard)")
     store = RunStore(out_dir)
     plan = plan_runs(cfg)
-    state = _SweepState(cfg, store, data_dir, progress, on_row,
-                        int(os.environ.get("W2SG_ABORT_AFTER", "0") or 0))
-    bar = tqdm(total=len(plan), desc=f"sweep {cfg['preset']}", disable=not progress)
+    state = _SweepState(cfg, store, data_dir, progress and par.is_main, on_row,
+                        int(os.environ.get("W2SG_ABORT_AFTER", "0") or 0), par)
     seeds = list(dict.fromkeys(spec["seed"] for spec in plan))
+    mine = None
+    if shard is not None:
+        ids = []
+        for seed in seeds:  # run ids need each seed's data fingerprint
+            r = _SeedRunner(state, seed)
+            ids += [r.rid(spec) for spec in plan if spec["seed"] == seed]
+        mine = shard_run_ids(ids, shard)
+    bar = tqdm(total=len(plan) if mine is None else len(mine), desc=f"sweep {cfg['preset']}",
+               disable=not state.progress)
     for seed in seeds:
         runner = _SeedRunner(state, seed)
         for spec in plan:
-            if spec["seed"] == seed:
+            if spec["seed"] == seed and (mine is None or runner.rid(spec) in mine):
                 runner.ensure(spec)
                 bar.update(1)
     bar.close()
@@ -46,11 +68,24 @@ def run_sweep(cfg, out_dir: str | os.PathLike, data_dir=None, progress: bool = T
 
 
 class _SweepState:
-    def __init__(self, cfg, store, data_dir, progress, on_row, abort_after):
+    def __init__(self, cfg, store, data_dir, progress, on_row, abort_after, par):
         self.cfg, self.store, self.data_dir = cfg, store, data_dir
         self.progress, self.on_row, self.abort_after = progress, on_row, abort_after
-        self.done = store.done()
+        self.par = par  # the processes of this launch; only the main one writes
         self.new_rows = 0
+
+    def lock(self, rid):
+        return run_lock(self.store.root, rid) if self.par.is_main else nullcontext()
+
+    def record(self, rid, spec, row, data_hash) -> None:
+        row = {"run_id": rid, "preset": self.cfg["preset"], "data_hash": data_hash, **row,
+               "spec": json.dumps(spec, sort_keys=True)}
+        self.store.append(row)
+        self.new_rows += 1
+        if self.on_row is not None:
+            self.on_row(row)
+        if self.abort_after and self.new_rows >= self.abort_after:
+            os._exit(75)  # simulate a kill: no cleanup, nothing flushed beyond here
 
 
 class _SeedRunner:
@@ -61,24 +96,25 @@ class _SeedRunner:
         self.bk = Backend(state.cfg, seed, state.data_dir, state.progress)
         self.cache: dict[str, dict] = {}
 
+    def rid(self, spec) -> str:
+        return run_id(self.s.cfg, spec, self.bk.data_hash)
+
     def ensure(self, spec) -> dict:
+        rid = self.rid(spec)
+        if rid not in self.cache:
+            with self.s.lock(rid):  # another shard computing it: wait, then load it
+                self.cache[rid] = self._load_or_compute(spec, rid)
+        return self.cache[rid]
+
+    def _load_or_compute(self, spec, rid) -> dict:
         s = self.s
-        rid = run_id(s.cfg, spec, self.bk.data_hash)
-        if rid in self.cache:
-            return self.cache[rid]
-        arrays = s.store.load_artifact(rid)
-        if arrays is None or rid not in s.done:
-            arrays, row = execute(spec, self.bk, self.ensure)
+        state = (s.store.load_artifact(rid), rid in s.store.done()) if s.par.is_main else None
+        arrays, done = s.par.broadcast(state)  # every process follows the main one
+        if arrays is not None and done:
+            return arrays
+        arrays, row = execute(spec, self.bk, self.ensure)
+        if s.par.is_main:
             s.store.save_artifact(rid, **arrays)
-            if rid not in s.done:
-                row = {"run_id": rid, "preset": s.cfg["preset"], "data_hash": self.bk.data_hash,
-                       **row, "spec": json.dumps(spec, sort_keys=True)}
-                s.store.append(row)
-                s.done.add(rid)
-                s.new_rows += 1
-                if s.on_row is not None:
-                    s.on_row(row)
-                if s.abort_after and s.new_rows >= s.abort_after:
-                    os._exit(75)  # simulate a kill: no cleanup, nothing flushed beyond here
-        self.cache[rid] = arrays
+            if not done:
+                s.record(rid, spec, row, self.bk.data_hash)
         return arrays
