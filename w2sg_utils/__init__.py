@@ -18,11 +18,14 @@ style), :mod:`ledger` (records of the checks for the claims ledger).
   training, run store, sweep, metrics, the ``w2sg`` command), :mod:`intervals`
   (intervals with test-set sampling), :mod:`sharding` and :mod:`distributed` (sweeps
   across machines and processes).
+* Chapter 6 (C3, C4, C7, C9): :mod:`ensemble_terms` (every term of the misfit theorem
+  from a teacher ensemble) with ``experiments.ensembles`` (its runner).
 
 ``_common`` holds what every module shares (argument checks, thread control, atomic
 writes, sample weights); it is internal. ``CONTRIBUTING.md`` says where new code goes;
 the book's package page lists the API in this order. Chapter 1 needs only the base
-install; chapters 2-4 the ``theory`` extra (torch), chapter 5 ``experiments``.
+install; chapters 2-4 the ``theory`` extra (torch), chapters 5-6 ``experiments``
+(the README's table of extras, checked by ``tests/test_environment.py``).
 """
 
 from .decompositions import bias_variance_decomposition, expected_loss, gain_identity

@@ -13,6 +13,8 @@ its known defects fixed (see Chapter 5). The subpackage, in the order a run flow
 * :mod:`.store` -- the run store (atomic CSV, validated artifacts) and committed results;
 * :mod:`.sweep` -- :func:`run_sweep`, which runs or resumes a whole plan;
 * :mod:`.metrics` -- accuracy, PGR, misfits and the gain identity, summaries over seeds;
+  :mod:`.run_intervals` -- two-level intervals (test pairs x seeds) of a sweep's runs;
+* :mod:`.ensembles` -- teacher ensembles and their students for Chapter 6;
 * :mod:`.cli` -- the ``w2sg`` command (also ``python -m w2sg_utils``).
 
 Stages, per seed: teacher -> soft labels -> ceiling -> students (every objective, and a
