@@ -19,9 +19,6 @@ from w2sg_utils.ledger import reference_entry, statement_links
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "notebooks").glob("ch*.md"))
-# chapters whose statement boxes all name their code (the others are being rewritten)
-LINKED = {"ch01_bregman", "ch02_misfit", "ch03_random_features", "ch04_cross_entropy",
-          "ch06_theory_meets_experiment"}
 KINDS = ("theorem", "lemma", "proposition", "corollary", "conjecture")
 BOX = re.compile(r"^```\{prf:(\w+)\}[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 CODE_REF = re.compile(r"\{py:(func|class)\}`~?([\w.]+)`")
@@ -46,8 +43,7 @@ def _all_labels():
         re.findall(r"^\(([\w-]+)\)=", text, flags=re.M))
 
 
-@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c.stem in LINKED],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
 def test_each_statement_names_its_code_and_the_code_links_back(chapter):
     problems = []
     for kind, label, after in _statements(chapter.read_text()):
@@ -63,15 +59,40 @@ def test_each_statement_names_its_code_and_the_code_links_back(chapter):
     assert not problems, "\n".join(problems)
 
 
-def test_docstring_statement_links_name_existing_labels():
-    labels, problems = _all_labels(), []
-    for path in sorted(set().union(*(
-            {p for _, p in CODE_REF.findall(c.read_text())} for c in CHAPTERS))):
-        for link in statement_links(inspect.getdoc(_resolve(path)) or ""):
-            target = link.split("`")[1]
-            if target not in labels:
-                problems.append(f"{path}: {link}")
-    assert not problems, "unknown labels:\n" + "\n".join(problems)
+def _public_objects():
+    """(dotted path, object) for every public function and class of the package, under
+    the module that defines it (as the package reference lists them)."""
+    import pkgutil
+
+    import w2sg_utils
+
+    seen = {}
+    for info in pkgutil.walk_packages(w2sg_utils.__path__, "w2sg_utils."):
+        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:  # an optional extra that is not installed
+            continue
+        for name, obj in vars(module).items():
+            if (not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
+                    and obj.__module__ == module.__name__):
+                seen.setdefault(id(obj), (f"{module.__name__}.{name}", obj))
+    return sorted(seen.values(), key=lambda item: item[0])
+
+
+def test_every_object_that_names_a_claim_links_to_its_statement():
+    """A docstring that says it implements claim Cn links to the statement (a prf:ref to
+    a theorem, lemma, ... or a ref to the section), and every such label exists."""
+    labels, missing, unknown = _all_labels(), [], []
+    for path, obj in _public_objects():
+        doc = inspect.getdoc(obj) or ""
+        links = statement_links(doc)
+        if re.search(r"\bC[1-9]\b", doc) and not links:
+            missing.append(path)
+        unknown += [f"{path}: {link}" for link in links if link.split("`")[1] not in labels]
+    assert not missing, "docstrings that name a claim but link no statement:\n" + "\n".join(missing)
+    assert not unknown, "links to unknown labels:\n" + "\n".join(unknown)
 
 
 def test_reference_entry_is_a_py_description_with_its_statements():

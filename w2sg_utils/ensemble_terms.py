@@ -60,19 +60,28 @@ def log_partition(z) -> np.ndarray:
 
 
 def binary_ce(y, z) -> np.ndarray:
-    """Cross-entropy ``-[y log p + (1 - y) log(1 - p)] = A(z) - y z`` of logit ``z`` (C7)."""
+    """Cross-entropy ``-[y log p + (1 - y) log(1 - p)] = A(z) - y z`` of logit ``z`` (C7).
+
+    Statement: {ref}`sec-ch06`.
+    """
     z = np.asarray(z, dtype=np.float64)
     return log_partition(z) - np.asarray(y, dtype=np.float64) * z
 
 
 def binary_kl_logits(z_a, z_b) -> np.ndarray:
-    """``KL(p_a || p_b) = A(z_b) - A(z_a) - p_a (z_b - z_a)`` from logits (claims C1, C3)."""
+    """``KL(p_a || p_b) = A(z_b) - A(z_a) - p_a (z_b - z_a)`` from logits (claims C1, C3).
+
+    Statement: {prf:ref}`def-bregman`.
+    """
     z_a, z_b = np.asarray(z_a, dtype=np.float64), np.asarray(z_b, dtype=np.float64)
     return log_partition(z_b) - log_partition(z_a) - sigmoid(z_a) * (z_b - z_a)
 
 
 def binary_entropy(z) -> np.ndarray:
-    """Entropy ``H(p) = A(z) - p z`` (nats) of the Bernoulli with logit ``z`` (claim C7)."""
+    """Entropy ``H(p) = A(z) - p z`` (nats) of the Bernoulli with logit ``z`` (claim C7).
+
+    Statement: {prf:ref}`cor-entropy-gain`.
+    """
     z = np.asarray(z, dtype=np.float64)
     return log_partition(z) - sigmoid(z) * z
 
@@ -87,7 +96,10 @@ def _members(z, name: str) -> np.ndarray:
 
 
 def loo_logits(z_w) -> np.ndarray:
-    """Leave-one-out proxy: row ``k`` is the mean logit of the other ``K - 1`` members (C4)."""
+    """Leave-one-out proxy: row ``k`` is the mean logit of the other ``K - 1`` members (C4).
+
+    Statement: {prf:ref}`prop-ch06-proxy-split`.
+    """
     z_w = _members(z_w, "z_w")
     K = z_w.shape[0]
     return (z_w.sum(axis=0) - z_w) / (K - 1)
@@ -206,6 +218,8 @@ def proxy_distance(z_w, K: int) -> np.ndarray:
     Consecutive groups are paired (groups ``0-1``, ``2-3``, ...); for independent draws
     ``E (zbar_A - zbar_B)^2 = 2 Var(z_w) / K`` exactly, the estimation error of the
     proxy seen from two independent ensembles. Needs ``M // K >= 2`` groups.
+
+    Statement: {prf:ref}`prop-ch06-proxy-split`.
     """
     z_w = _members(z_w, "z_w")
     M = z_w.shape[0]

@@ -131,6 +131,8 @@ def two_level_cov(tables, method: str = "anova") -> tuple[np.ndarray, np.ndarray
     ``A / n + B / S``. Returns ``(means (m,), cov (m, m), parts)``; ``parts`` holds the
     three contributions (``pairs``, ``seeds``, ``interaction``), the mean squares
     (``ms_pairs``, ``ms_seeds``, ``ms_resid``) and their degrees of freedom (``df``).
+
+    Statement: {ref}`sec-ch05`.
     """
     if method not in ("anova", "conservative"):
         raise ValueError(f"method: 'anova' or 'conservative', got {method!r}")
@@ -186,6 +188,8 @@ def mean_interval(values, level: float = 0.95, method: str = "anova") -> Interva
 
     ``values[s, i]`` is the value of seed ``s`` on test pair ``i`` (e.g. 0/1
     correctness with ties 1/2, or a per-pair cross-entropy); a 1-D array is one seed.
+
+    Statement: {ref}`sec-ch05`.
     """
     level = _check_level(level)
     v = _as_table(values)
@@ -206,6 +210,8 @@ def difference_interval(a, b, level: float = 0.95, method: str = "anova") -> Int
     Use it for comparisons between objectives (e.g. reverse CE minus CE): pairing
     removes the variance the two runs share (the difficulty of each test pair, the
     teacher of each seed).
+
+    Statement: {ref}`sec-ch05`.
     """
     a, b = _as_table(a, "a"), _as_table(b, "b")
     if a.shape != b.shape:

@@ -76,6 +76,8 @@ class LinearPosteriorMean:
     ``error_formula`` (``batch``) is the Gaussian-design mean squared estimation error of
     ``fbar`` per target, ``cond_var [1/M + rank (1 + 1/M) / (M - rank - 2)]``; ``rank``
     the numerical rank of the centred draws at the conditioning points.
+
+    Statement: {prf:ref}`lem-rf-blp`.
     """
 
     fbar: np.ndarray

@@ -176,6 +176,8 @@ class ExperimentConfig(_Section):
 
     ``objectives`` ``None`` (presets only) means every objective; ``ensemble_size`` 0
     turns the ensemble stage off.
+
+    Statement: {ref}`sec-ch05`.
     """
 
     preset: str
@@ -276,7 +278,10 @@ def check_device(cfg: ExperimentConfig) -> None:
 
 @dataclass(frozen=True)
 class Preset:
-    """A named, validated experiment configuration (claim C9); see :func:`make_config`."""
+    """A named, validated experiment configuration (claim C9); see :func:`make_config`.
+
+    Statement: {ref}`sec-ch05`.
+    """
 
     name: str
     description: str

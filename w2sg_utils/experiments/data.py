@@ -67,6 +67,8 @@ class PairDataset:
     ``text_a[i]``, ``text_b[i]``: the two full dialogue texts of pair ``i`` after the
     seeded swap; ``label[i] = 1`` if ``text_a[i]`` is the preferred (chosen) text.
     ``fingerprint`` identifies the exact content (texts, order, swap) for cache keys.
+
+    Statement: {prf:ref}`def-ch05-pairwise`.
     """
 
     text_a: tuple[str, ...]
@@ -243,6 +245,8 @@ def make_pairwise(rows: list[dict], seed: int, name: str = "pairs") -> PairDatas
 
     ``label = 1`` when ``text_a`` is the chosen text. The swap pattern depends only on
     ``seed`` and the number of rows.
+
+    Statement: {prf:ref}`def-ch05-pairwise`.
     """
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
@@ -270,6 +274,8 @@ def load_hh_helpful(sizes: dict | None = None, seed: int = 0,
     ``sizes`` maps split names to the number of rows kept (the first ``n`` rows of the
     file, so subsets are nested and embedding caches are shared across sizes); missing
     splits keep all 4000. The swap uses ``seed`` (a different stream per split).
+
+    Statement: {prf:ref}`def-ch05-pairwise`.
     """
     sizes = dict(sizes or {})
     unknown = set(sizes) - set(SPLITS)

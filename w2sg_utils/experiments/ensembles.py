@@ -111,6 +111,8 @@ def tfidf_teacher_logits(pool, draws, eval_sets: dict, C: float = 10.0, ngram_ma
     when at most ``max_features``, else the ``max_features`` most frequent, chosen as
     scikit-learn does), sublinear TF, L2 rows, a logistic regression without intercept
     on ``tfidf(a) - tfidf(b)``. Only the counting is shared between teachers.
+
+    Statement: {prf:ref}`def-ch05-pairwise`.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -173,6 +175,8 @@ def train_heads(e_a, e_b, targets, objective: str, *, l2: float = 0.0, epochs: i
     Head ``k`` minimises ``objective(z_k, targets[k]) + l2 * |w_k|^2`` with Adam from
     zero, the minibatch order of :func:`~w2sg_utils.experiments.training.train_head` with ``seed``
     (claim C9; the students of Chapter 6). Logits: ``(e_a - e_b) @ W.T``.
+
+    Statement: {prf:ref}`def-ch05-pairwise`.
     """
     import torch
 
@@ -286,6 +290,8 @@ def run_ensemble(cfg: dict, seed: int, K: int, runs, out_dir, scheme: str = "dis
     ``teachers`` (``(K, n)`` each), ``ceiling`` (``(1, n)``) and ``students[(objective,
     l2)]`` (``(K, n)``, student ``k`` trained on teacher ``k``'s soft labels). Every
     stage is cached in ``out_dir`` (a run store) and reused when its artifact is valid.
+
+    Statement: {ref}`sec-ch06`.
     """
     cfg = validate_config(cfg)
     positive_int(K, "K")

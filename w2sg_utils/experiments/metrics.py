@@ -44,6 +44,8 @@ def pair_metrics(z_s, z_w, label) -> dict:
     ``p_s``, nats); ``agreement`` of the hard decisions; the test cross-entropies
     ``risk_s`` and ``risk_w`` against the true labels and the cross term of the gain
     identity, so that ``risk_w = risk_s + misfit_kl_sw + cross`` exactly (claim C2).
+
+    Statements: {prf:ref}`prop-gain-identity`, {prf:ref}`cor-entropy-gain`.
     """
     from ..decompositions import gain_identity
 

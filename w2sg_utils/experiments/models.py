@@ -85,6 +85,8 @@ class TfidfTeacher:
     ``fit`` learns the vocabulary and IDF on its own training texts only, then a
     logistic regression without intercept on ``tfidf(a) - tfidf(b)``; ``logits`` returns
     ``z_w``, so the soft label is ``sigmoid(z_w)``. ``C`` is the inverse L2 strength.
+
+    Statement: {prf:ref}`def-ch05-pairwise`.
     """
 
     def __init__(self, C: float = 1.0, max_features: int = 20000, ngram_max: int = 2,

@@ -57,6 +57,8 @@ def train_head(head, e_a, e_b, targets, objective: Callable, *, l2: float = 0.0,
 
     Loss per minibatch: ``objective(z, y, progress) + l2 * sum(w^2)`` over the head's
     weight matrices (biases unpenalised). Returns the trained head (in eval mode).
+
+    Statement: {prf:ref}`def-ch05-pairwise`.
     """
     with torch_threads(num_threads):
         return _train_head(head, e_a, e_b, targets, objective, l2=l2, epochs=epochs, lr=lr,
@@ -198,6 +200,8 @@ def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Cal
     Returns ``{"steps", "pairs", "tokens", "loss"}`` (``loss`` the last minibatch's).
     Under ``accelerate launch`` with several processes, each takes a share of every
     minibatch and the update is the same (:mod:`w2sg_utils.distributed`).
+
+    Statement: {prf:ref}`def-ch05-pairwise`.
     """
     import torch
     from tqdm import tqdm
