@@ -75,3 +75,28 @@ def test_claims_page_states_every_claim_with_its_title():
     page = (Path(__file__).resolve().parents[1] / "book" / "claims.md").read_text()
     for claim, title in CLAIMS.items():
         assert f"(claim-{claim.lower()})=\n## {claim}. {title}\n" in page, claim
+
+
+def test_chapters_record_with_unique_ids_and_existing_labels():
+    """The build checks the same (a strict build fails); this finds it without a build."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    chapters = sorted((root / "notebooks").glob("ch*.md"))
+    text = "\n".join(p.read_text() for p in [*chapters, *(root / "book").glob("*.md")])
+    labels = set(re.findall(r"^:label:\s*(\S+)", text, flags=re.M)) | set(
+        re.findall(r"^\(([\w-]+)\)=", text, flags=re.M))
+    seen, problems = {}, []
+    for chapter in chapters:
+        calls = re.findall(r'\brecord\(\s*"(C\d)",\s*"([^"]+)",\s*"([^"]+)"', chapter.read_text())
+        for claim, statement, check in calls:
+            make_record(claim, statement, check, "passed", 0.0, "static check")
+            if statement not in labels:
+                problems.append(f"{chapter.stem}: unknown statement label {statement!r}")
+            if not check.startswith(chapter.stem.split("_")[0] + "-"):
+                problems.append(f"{chapter.stem}: check id {check!r} should start with the chapter")
+            if check in seen:
+                problems.append(f"{chapter.stem}: check id {check!r} also in {seen[check]}")
+            seen[check] = chapter.stem
+    assert seen, "no chapter records its checks"
+    assert not problems, "\n".join(problems)
