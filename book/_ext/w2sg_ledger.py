@@ -224,6 +224,7 @@ class FillLedger(SphinxPostTransform):
 
 
 def setup(app):
+    app.add_css_file("w2sg-ledger.css")  # book/_static/w2sg-ledger.css
     app.add_node(ledger_placeholder)
     app.add_directive("claims-ledger", ClaimsLedger)
     app.add_post_transform(FillLedger)
