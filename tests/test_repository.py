@@ -49,3 +49,16 @@ def test_chapter_starts_with_a_parameters_cell(chapter):
     for name in ("seed", "full"):
         assert re.search(rf"^{name}\s*=", first, flags=re.M), f"parameters cell lacks {name!r}"
     assert "kernelspec:" in text and "format_name: myst" in text
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_housekeeping_before_the_first_section_is_hidden(chapter):
+    """The first code a reader sees is the parameters cell: the code cells between it and
+    the chapter's first section (parameter check, imports, set-up) hide their input."""
+    text = chapter.read_text()
+    head = text[:text.index("\n## ")] if "\n## " in text else text
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", head, flags=re.S)
+    assert cells and "parameters" in cells[0].split("\n\n")[0]
+    shown = [c.splitlines()[0] for c in cells[1:]
+             if not re.search(r"tags:\s*\[[^\]]*(hide-input|remove-input|remove-cell)", c)]
+    assert not shown, f"cells before the first section that show their code: {shown}"
