@@ -98,5 +98,8 @@ def test_chapters_record_with_unique_ids_and_existing_labels():
             if check in seen:
                 problems.append(f"{chapter.stem}: check id {check!r} also in {seen[check]}")
             seen[check] = chapter.stem
+        for cell in re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", chapter.read_text(), re.S):
+            if "record(" in cell and re.search(r"remove-output|remove-cell", cell.split("\n\n")[0]):
+                problems.append(f"{chapter.stem}: a record in a cell whose output is removed")
     assert seen, "no chapter records its checks"
     assert not problems, "\n".join(problems)
