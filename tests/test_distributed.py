@@ -181,3 +181,20 @@ def test_embedding_preset_refuses_several_processes(monkeypatch, tmp_path):
     monkeypatch.setattr(sweep, "processes", lambda device: Fake())
     with pytest.raises(ValueError, match="preset"):
         E.run_sweep(E.make_config(), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("name, kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP")])
+def test_shipped_accelerate_configs(name, kind):
+    """The accelerate config files load, keep the preset's precision and (FSDP) wrap
+    GPT-2 blocks. FSDP needs GPUs, so it is not run on CPU."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(str(HERE.parent / "configs" / "accelerate" / f"{name}.yaml"))
+    assert cfg.distributed_type.name == kind and cfg.mixed_precision == "no"
+    assert cfg.num_machines == 1 and cfg.num_processes >= 2
+    if kind == "FSDP":
+        from transformers.models.gpt2 import modeling_gpt2
+
+        f = cfg.fsdp_config
+        assert f["fsdp_version"] == 2 and f["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+        assert hasattr(modeling_gpt2, f["fsdp_transformer_layer_cls_to_wrap"])

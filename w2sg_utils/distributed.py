@@ -23,10 +23,11 @@ length; the padded entries are dropped after the gather, and each pair is checke
 appear exactly once (:meth:`Accelerated.gather_eval`). Only the main process writes the
 run store; the others follow its decisions (:meth:`Accelerated.broadcast`).
 
-One named difference: objectives that take a quantile over the optimiser batch
-(``aux``, ``logconf``, ``Quan_CACE_k``) see only their process's share of it, so they
-match one process only approximately; mean-over-pairs objectives match to rounding
-(``tests/test_distributed.py``).
+One named difference: objectives that take a quantile over the current batch (``aux``,
+``logconf``, ``Quan_CACE_k`` with ``scope="batch"``) see only their process's share of
+it, so they match one process only approximately. Mean-over-pairs objectives, and
+``Quan_CACE_k``'s released threshold (fixed from all training labels, which every
+process sees), match to rounding (``tests/test_distributed.py``).
 """
 
 from __future__ import annotations
