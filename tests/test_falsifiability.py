@@ -43,6 +43,13 @@ def test_rf_check_fails_on_planted_bugs(bug):
         check_posterior_identities(measure(RF_REPS, RF_LAM, bug), z=z_for_samples(RF_REPS))
 
 
+def test_rf_floor_fails_when_the_student_variance_is_measured_against_the_teacher(rf_right):
+    """Part 4 (dist >= V_s): V_s from the student and its teacher instead of two students."""
+    with pytest.raises(AssertionError, match="student_var"):
+        check_posterior_identities(rf_right.replace(student_var=rf_right.misfit),
+                                   z=z_for_samples(RF_REPS))
+
+
 @pytest.mark.parametrize("swap", ["misfit: teacher against ybar", "teacher risk without the noise"])
 def test_rf_check_fails_on_wrong_risks(rf_right, swap):
     if swap == "misfit: teacher against ybar":
@@ -141,12 +148,13 @@ def test_exact_check_cannot_see_eps_against_the_teacher():
 # ------------------------------------------------------- Chapter 4 (claim C7, entropy)
 
 
-def training_randomness_terms(bug=None, k=6, n=400, K=3):
+def training_randomness_terms(bug=None, k=6, n=400, K=3, scale=1.5):
     """Members (teachers from independent training sets), their dual-mean ensemble as the
     posterior-mean teacher, and a student: per-example terms averaged over the member."""
     rng = np.random.default_rng(1)
     log_ybar = log_softmax(rng.normal(0, 1.5, (n, K)), -1)
-    log_members = log_softmax(rng.normal(0, 1.5, (k, n, K)), -1)
+    common = rng.normal(0, scale, (n, K))  # the members agree more as scale grows
+    log_members = log_softmax(common + rng.normal(0, 1.5, (k, n, K)), -1)
     log_ens = log_softmax(log_members.mean(0), -1)
     if bug == "eps against the arithmetic mean":
         log_ens = np.log(np.exp(log_members).mean(0))
@@ -164,6 +172,15 @@ def training_randomness_terms(bug=None, k=6, n=400, K=3):
     if bug == "misfit arguments swapped (forward CE for RCE)":
         t["rce"] = t["misfit_fwd"] + t["entropy_s"]
     return t
+
+
+def test_entropy_bound_fails_with_log_k_for_the_min_entropy():
+    """The bound part: RCE >= H_inf(f_w), but not >= log K for a confident teacher."""
+    t = training_randomness_terms(scale=6.0)  # confident teachers
+    check_entropy_corollary(t, exact=True)
+    t["min_entropy_w"] = np.full_like(t["min_entropy_w"], np.log(3))
+    with pytest.raises(AssertionError, match="H_inf"):
+        check_entropy_corollary(t, exact=True)
 
 
 def test_entropy_check_passes_on_the_right_quantities():
