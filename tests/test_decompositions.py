@@ -7,6 +7,8 @@ from w2sg_utils import bias_variance_decomposition, expected_loss, gain_identity
 from w2sg_utils.divergences import DIVERGENCES, get_divergence
 from w2sg_utils.divergences import random_points as sample_points
 
+from .references import grad_ref, phi_ref
+
 NAMES = sorted(DIVERGENCES)
 
 
@@ -71,6 +73,34 @@ def test_gain_identity_exact(name):
     np.testing.assert_allclose(g.misfit, div(f_s, f_w))
     means = g.averaged()
     assert np.isclose(means["risk_w"], means["risk_s"] + means["misfit"] + means["cross"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gain_identity_terms_against_plain_formulas(name):
+    """Each term of claim C2 on its own, from ``phi``/``grad phi`` written out per row, and
+    ``averaged()`` is the plain mean over examples (not a sum, not another axis)."""
+    rng = np.random.default_rng(5)
+    y, f_s, f_w = (sample_points(name, rng, (30, 3)) for _ in range(3))
+    g = gain_identity(name, y, f_s, f_w)
+
+    def d(u, v):
+        return phi_ref(name, u) - phi_ref(name, v) - sum(
+            gi * (a - b) for gi, a, b in zip(grad_ref(name, v), u, v))
+
+    ref = {
+        "risk_w": [d(a, c) for a, c in zip(y, f_w)],
+        "risk_s": [d(a, b) for a, b in zip(y, f_s)],
+        "misfit": [d(b, c) for b, c in zip(f_s, f_w)],
+        "cross": [sum((ai - bi) * (gb - gc) for ai, bi, gb, gc in
+                      zip(a, b, grad_ref(name, b), grad_ref(name, c)))
+                  for a, b, c in zip(y, f_s, f_w)],
+    }
+    means = g.averaged()
+    assert set(means) == set(ref)
+    for k, vals in ref.items():
+        np.testing.assert_allclose(getattr(g, k), vals, rtol=1e-9, atol=1e-12, err_msg=k)
+        np.testing.assert_allclose(means[k], sum(vals) / len(vals), rtol=1e-9, atol=1e-12,
+                                   err_msg=k)
 
 
 def test_decomposition_validates_shapes():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from w2sg_utils.divergences import DIVERGENCES, get_divergence, kl_from_logits
+from w2sg_utils.divergences import DIVERGENCES, BregmanDivergence, get_divergence, kl_from_logits
 from w2sg_utils.divergences import random_points as sample_points
 
 from .references import grad_ref, phi_ref
@@ -30,6 +30,19 @@ def test_divergence_matches_definition(name):
     np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-12)
     assert np.all(fast >= -1e-12)
     np.testing.assert_allclose(div(u, u), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generic_definition_matches_closed_forms(name):
+    """The base class's ``_divergence`` (used by a subclass without a closed form) is
+    ``phi(u) - phi(v) - <grad phi(v), u - v>``: compare it with the plain reference."""
+    rng = np.random.default_rng(7)
+    u, v = sample_points(name, rng, (12, 3)), sample_points(name, rng, (12, 3))
+    div = get_divergence(name)
+    generic = BregmanDivergence._divergence(div, u, v)
+    ref = np.array([div_ref(name, a, b) for a, b in zip(u, v)])
+    np.testing.assert_allclose(generic, ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(generic, div(u, v), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", NAMES)
