@@ -174,3 +174,48 @@ def test_doubling_units_against_loops_and_in_expectation(draws):
         assert abs(v.mean()) <= 5 * v.std(ddof=1) / np.sqrt(len(v)), key
     with pytest.raises(ValueError, match="K"):
         T.doubling_units(y, z_w, z_s, K=2)
+
+
+def _units(rng, loo, n_seeds=3, M=16, n=2000):
+    """Chapter 6's finite-K check on simulated seeds: (mean, se) of eps_m(K=2) - eps_m(K=4).
+
+    Its default sizes (3 seeds, 16 teachers, 2000 test pairs); students less confident
+    than their teachers, as on the real data (student entropy near log 2)."""
+    diffs = []
+    for _ in range(n_seeds):
+        mu = rng.normal(0, 1, n)
+        y = (rng.random(n) < expit(mu)).astype(float)
+        z_w = mu + rng.normal(0, 0.8, (M, n))
+        z_s = 0.5 * z_w
+        for u in range(M // 4):
+            zw, zs = z_w[4 * u: 4 * u + 4], z_s[4 * u: 4 * u + 4]
+            half = T.misfit_terms(y, zw, zs, loo(zw, 2))["eps"].mean()
+            whole = T.misfit_terms(y, zw, zs, loo(zw, 4))["eps"].mean()
+            diffs.append(half - whole)
+    d = np.array(diffs)
+    return d.mean(), d.std(ddof=1) / np.sqrt(len(d))
+
+
+@pytest.mark.parametrize("bug", [None, "divide by K", "in probabilities"])
+def test_finite_k_check_fails_on_planted_bugs(bug):
+    """The chapter's check (12 units, the z = 5 Student quantile) passes with the right
+    proxy and fails with a proxy divided by K instead of K - 1, or averaged in
+    probabilities instead of logits (the arithmetic mean is the wrong centre for KL)."""
+    from w2sg_utils.checks import assert_within_se, z_for_samples
+
+    def loo(zw, K):
+        if bug == "divide by K":
+            g = zw.reshape(-1, K, zw.shape[1])
+            return ((g.sum(axis=1, keepdims=True) - g) / K).reshape(zw.shape)
+        if bug == "in probabilities":
+            g = expit(zw).reshape(-1, K, zw.shape[1])
+            p = ((g.sum(axis=1, keepdims=True) - g) / (K - 1)).reshape(zw.shape)
+            return np.log(p / (1 - p))
+        return T.group_loo_logits(zw, K)
+
+    m, se = _units(np.random.default_rng(5), loo)
+    if bug is None:
+        assert_within_se(m, 0.0, se, z=z_for_samples(12))
+    else:
+        with pytest.raises(AssertionError):
+            assert_within_se(m, 0.0, se, z=z_for_samples(12))
