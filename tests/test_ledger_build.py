@@ -75,6 +75,7 @@ def _rec(**kw):
 
 def test_ledger_lists_the_record_with_working_links(tmp_path):
     code, out, log = _build(tmp_path, [_rec(), _rec(claim="C9", check="tiny-two",
+                                                    statement="sec-claims-ledger",
                                                     status="measured", number="gain 0.1",
                                                     text="a measurement")])
     assert code == 0 and log == ""
@@ -85,6 +86,7 @@ def test_ledger_lists_the_record_with_working_links(tmp_path):
     assert "A lemma" in ledger  # with its title
     assert "the tiny lemma holds" in ledger and "0.25" in ledger
     assert "measured (not asserted)" in ledger and "gain 0.1" in ledger
+    assert '#sec-claims-ledger"><span class="std std-ref">Table</span>' in ledger  # a section
     assert len(re.findall(r"no check recorded", ledger)) == 7  # C2-C8
     assert "2 checks recorded by 1 executed chapter:" in ledger
     assert 'href="ledger.html#sec-claims-ledger"' in chap  # the line that replaced the output

@@ -205,7 +205,8 @@ class FillLedger(SphinxPostTransform):
                 counts[rec_obj.status] += 1
                 label = rec_obj.statement
                 statement = (_xref("prf", "ref", label, label, explicit=False)
-                             if label in proof_labels else _xref("std", "ref", label, label))
+                             if label in proof_labels
+                             else _xref("std", "ref", label, label, explicit=False))
                 uri = builder.get_relative_uri(here, docname) + "#" + rec["anchor"]
                 check = nodes.reference("", rec_obj.text, internal=True, refuri=uri)
                 first = claim_cell if i == 0 else _para(_xref("std", "ref",
