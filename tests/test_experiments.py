@@ -140,6 +140,8 @@ def test_pair_metrics_against_plain_loops():
 def test_accuracy_ties_and_pgr():
     assert E.accuracy([0.0, 1.0, -1.0], [1, 1, 1]) == pytest.approx(0.5)
     assert E.pgr(0.6, 0.5, 0.7) == pytest.approx(0.5)
+    assert E.pgr(0.65, 0.5, 0.7) == pytest.approx((0.65 - 0.5) / (0.7 - 0.5))  # 0.75, asymmetric
+    assert E.pgr(0.4, 0.5, 0.7) == pytest.approx(-0.5)  # below the teacher: negative
     assert np.isnan(E.pgr(0.6, 0.7, 0.7))
 
 

@@ -632,3 +632,23 @@ def test_bad_inputs():
         obj(torch.zeros(2, dtype=torch.long), torch.full((2,), 0.5))
     with pytest.raises(ValueError, match="empty"):
         obj(torch.zeros(0), torch.zeros(0))
+
+
+@pytest.mark.parametrize("K", [2, 3])
+def test_class_mean_divides_kl_by_the_number_of_classes(K):
+    """``class_mean=True`` (the released ``F.kl_div(reduction="mean")``) is the per-example
+    KL divided by ``K``, against the KL written out from its formula."""
+    rng = np.random.default_rng(11)
+    z = rng.normal(size=(6, K))
+    y = rng.dirichlet(np.ones(K), size=6)
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    eps = 0.05
+    ye = y * (1 - eps) + eps / K
+    fwd = np.sum(y * np.log(y / p), axis=-1)
+    rev = np.sum(p * np.log(p / ye), axis=-1)
+    zt, yt = torch.tensor(z, dtype=DT), torch.tensor(y, dtype=DT)
+    for name, ref, opts in (("kl", fwd, {}), ("reverse_kl", rev, {"eps": eps})):
+        plain = get_objective(name, reduction="none", **opts)(zt, yt).numpy()
+        scaled = get_objective(name, reduction="none", class_mean=True, **opts)(zt, yt).numpy()
+        np.testing.assert_allclose(plain, ref, rtol=1e-10)
+        np.testing.assert_allclose(scaled, ref / K, rtol=1e-10)
