@@ -14,6 +14,14 @@ def test_mean_and_se_matches_formula():
     np.testing.assert_allclose(se, naive_se)
 
 
+def test_mean_and_se_along_another_axis():
+    x = np.random.default_rng(1).normal(size=(4, 30))
+    m, se = mean_and_se(x, axis=1)
+    naive_se = [np.sqrt(sum((v - row.mean()) ** 2 for v in row) / 29 / 30) for row in x]
+    np.testing.assert_allclose(m, [row.mean() for row in x])
+    np.testing.assert_allclose(se, naive_se)
+
+
 def test_assert_within_se_returns_gap_in_se_units():
     assert assert_within_se(1.3, 1.0, 0.1) == pytest.approx(3.0)
     with pytest.raises(AssertionError, match="exceeds"):
@@ -47,6 +55,15 @@ def test_assert_close():
     assert_close([1.0, 2.0], [1.0, 2.0 + 1e-13])
     with pytest.raises(AssertionError, match="max abs error"):
         assert_close([1.0], [1.1])
+
+
+def test_assert_close_uses_the_given_tolerances():
+    """A relative error of 1e-8 passes at ``rtol=1e-7`` but not at the default ``1e-10``."""
+    assert_close([1.0], [1.0 + 1e-8], rtol=1e-7)
+    with pytest.raises(AssertionError):
+        assert_close([1.0], [1.0 + 1e-8])
+    with pytest.raises(AssertionError):
+        assert_close([0.0], [1e-10])  # above atol=1e-12
 
 
 def test_z_for_samples_matches_normal_tail():

@@ -76,6 +76,19 @@ def test_gain_identity_exact(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_weighted_expected_loss_equals_weighted_double_loop(name):
+    """Non-uniform weights on both samples and targets whose ``phi`` is not constant."""
+    rng = np.random.default_rng(6)
+    Y, V = sample_points(name, rng, (4, 2, 3)), sample_points(name, rng, (3, 2, 3))
+    wy, wv = np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.5, 0.2, 0.3])
+    div = get_divergence(name)
+    ref = sum(wy[i] * wv[j] * div(Y[i], V[j]) for i in range(4) for j in range(3))
+    np.testing.assert_allclose(expected_loss(name, Y, V, wy, wv), ref, rtol=1e-10, atol=1e-12)
+    bv = bias_variance_decomposition(name, V, Y, prediction_weights=wv, target_weights=wy)
+    np.testing.assert_allclose(bv.expected_loss, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_gain_identity_terms_against_plain_formulas(name):
     """Each term of claim C2 on its own, from ``phi``/``grad phi`` written out per row, and
     ``averaged()`` is the plain mean over examples (not a sum, not another axis)."""

@@ -88,6 +88,34 @@ def test_dual_mean_weighted_equals_repeated_sample():
     np.testing.assert_allclose(div.dual_mean(V, weights=w), div.dual_mean(rep), rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_weighted_dual_mean_along_axis_one(name):
+    """``weights`` along ``axis=1``: the dual mean written out from the gradient map."""
+    rng = np.random.default_rng(8)
+    V = sample_points(name, rng, (2, 5, 3))
+    w = rng.uniform(size=5)
+    w /= w.sum()
+    div = get_divergence(name)
+    g = np.array([[grad_ref(name, list(V[i, j])) for j in range(5)] for i in range(2)])
+    theta = np.einsum("j,ijk->ik", w, g)
+    expected = np.array([div.grad_inv(t) for t in theta])
+    np.testing.assert_allclose(div.dual_mean(V, axis=1, weights=w), expected, rtol=1e-10)
+
+
+def test_kl_dual_mean_logits_weighted():
+    """Softmax of the weighted mean logits, on axis 0 and axis 1, against a plain loop."""
+    rng = np.random.default_rng(9)
+    z = rng.normal(size=(4, 6, 3))
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    kl = get_divergence("kl")
+    for axis, zz in ((0, z), (1, np.swapaxes(z, 0, 1))):
+        mean = sum(wi * z[i] for i, wi in enumerate(w))
+        expected = np.exp(mean) / np.exp(mean).sum(-1, keepdims=True)
+        np.testing.assert_allclose(kl.dual_mean_logits(zz, axis=axis, weights=w), expected, rtol=1e-12)
+    np.testing.assert_allclose(kl.dual_mean_logits(z), kl.dual_mean_logits(z, weights=np.full(4, 0.25)),
+                               rtol=1e-12)
+
+
 def test_kl_from_logits_matches_probabilities():
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(2, 30, 6)) * 3

@@ -48,3 +48,16 @@ def test_enumeration_validation():
         bregman_quantizer("squared", np.zeros((3, 2, 1)), 0)
     with pytest.raises(ValueError, match="values"):
         bregman_quantizer("squared", np.zeros((3, 2)), 2)
+
+
+def test_bregman_quantizer_uses_the_input_law():
+    """With ``x_weights`` the assignment minimises the ``P_X``-weighted misfit: a draw
+    goes to its nearest codeword in ``sum_x w_x (c(x) - v(x))^2`` (written out here)."""
+    rng = np.random.default_rng(3)
+    vals = rng.normal(size=(60, 2, 1)) * np.array([1.0, 3.0])[None, :, None]
+    wx = np.array([0.9, 0.1])
+    cells, code = bregman_quantizer("squared", vals, 4, x_weights=wx, seed=2)
+    for j in range(60):
+        d = [sum(wx[i] * (code[c, i, 0] - vals[j, i, 0]) ** 2 for i in range(2))
+             for c in range(code.shape[0])]
+        assert np.isclose(d[cells[j]], min(d), rtol=1e-12)

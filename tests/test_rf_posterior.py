@@ -95,3 +95,27 @@ def test_identities_hold_and_the_draw_count_is_validated():
         posterior_w2s(TASK, lam_s=1e-2, reps=2, **{**SIZES, "n_draws": 2 * SIZES["N"] + 5})
     with pytest.raises(ValueError, match="lam_s"):
         posterior_w2s(TASK, lam_s=-1.0, reps=2, **SIZES)
+
+
+def test_check_posterior_identities_formulas_on_exact_numbers():
+    """The checker on synthetic per-repetition numbers that satisfy lem-rf-blp's identities
+    exactly, with an estimation error far above the noise: the C4 correction is
+    ``2 * est_error`` (one per term), so ``misfit = dist + spread - 2 est_error`` passes
+    and a correction of one ``est_error`` fails."""
+    rng = np.random.default_rng(5)
+    r = 40
+    dist, spread = rng.uniform(1, 2, r), rng.uniform(1, 2, r)
+    est = 0.3 + 0.01 * rng.standard_normal(r)
+    misfit = dist + spread - 2 * est
+    risk_s, eps = rng.uniform(1, 2, r), 0.1 * rng.standard_normal(r)
+    res = PosteriorW2S(risk_w=risk_s + misfit + eps, risk_s=risk_s, misfit=misfit, eps=eps,
+                       dist=dist, spread=spread, heldout=spread.copy(), est_error=est,
+                       error_formula=est.copy(), cond_var=np.ones(r),
+                       student_var=dist - est - 0.05)
+    check_posterior_identities(res, z=5.0)
+    for wrong in (res.replace(misfit=dist + spread - est, risk_w=risk_s + dist + spread - est + eps),
+                  res.replace(heldout=spread + 0.2),
+                  res.replace(eps=eps + 0.2),
+                  res.replace(student_var=dist - est + 0.2)):
+        with pytest.raises(AssertionError):
+            check_posterior_identities(wrong, z=5.0)
