@@ -104,3 +104,50 @@ def test_validation_names_parameter():
         RFTask(noise_sd=-1.0)
     with pytest.raises(ValueError, match="W"):
         random_features(np.ones((2, 3)), np.ones((4, 5)))
+
+
+def test_ensemble_estimates_match_plain_formulas():
+    """``teacher_var``, ``dist_mean``, ``cov_sw``, ``eps_mean`` and ``mean_se`` of one
+    setting against numpy written from lem-rf-eps-split: ``m`` the mean of the ``K``
+    ensemble teachers, ``v = E_x s^2(x)`` with ``ddof = 1``, each distance corrected by
+    ``- v / K``."""
+    from w2sg_utils.random_features import _draw_repetition
+
+    d_s, lam_s, K = 20, 1e-2, SIZES["n_ensemble"]
+    res = simulate_w2s(TASK, d_s=[10, d_s], lam_s=[0.0, lam_s], reps=3, **SIZES)
+    kw = {k: v for k, v in SIZES.items() if k not in ("seed", "n_ensemble")}
+
+    def feats(X, W):
+        return np.maximum(X @ W.T / np.sqrt(TASK.d), 0.0) / np.sqrt(W.shape[0])
+
+    def fit(Phi, y, lam):
+        return np.linalg.solve(Phi.T @ Phi + len(y) * lam * np.eye(Phi.shape[1]), Phi.T @ y)
+
+    for r in range(3):
+        dr = _draw_repetition(TASK, np.random.default_rng([SIZES["seed"], r]), kw["n"], kw["d_w"],
+                              kw["N"], d_s, K, kw["n_test"])
+        f = []
+        for k in range(K + 1):
+            y = TASK.ybar(dr["X_n"][k]).numpy() + TASK.noise_sd * dr["xi_n"][k]
+            beta = fit(feats(dr["X_n"][k], dr["W_w"][k]), y, kw["lam_w"])
+            f.append(feats(dr["X_test"], dr["W_w"][k]) @ beta)
+        f_w, ens = f[0], np.array(f[1:])
+        labels = feats(dr["X_N"], dr["W_w"][0]) @ fit(
+            feats(dr["X_n"][0], dr["W_w"][0]),
+            TASK.ybar(dr["X_n"][0]).numpy() + TASK.noise_sd * dr["xi_n"][0], kw["lam_w"])
+        f_s = feats(dr["X_test"], dr["W_s"]) @ fit(feats(dr["X_N"], dr["W_s"]), labels, lam_s)
+        yt = TASK.ybar(dr["X_test"]).numpy()
+        m = ens.mean(0)
+        v = np.mean(np.sum((ens - m) ** 2, axis=0) / (K - 1))
+        ref = {"dist_mean": np.mean((f_s - m) ** 2) - v / K,
+               "cov_sw": np.mean((f_s - m) * (f_w - m)) - v / K,
+               "eps_mean": 2 * np.mean((yt - f_s) * (f_s - m))}
+        np.testing.assert_allclose(res.teacher_var[r], v, rtol=1e-8)
+        for name, val in ref.items():
+            np.testing.assert_allclose(getattr(res, name)[r, 1, 1], val, rtol=1e-7, atol=1e-10,
+                                       err_msg=name)
+    for name in ("misfit", "gain", "teacher_var"):
+        x = res.per_rep(name)
+        mean, se = res.mean_se(name)
+        np.testing.assert_allclose(mean, x.sum(0) / 3)
+        np.testing.assert_allclose(se, np.sqrt(((x - x.sum(0) / 3) ** 2).sum(0) / 2 / 3))
