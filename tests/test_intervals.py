@@ -175,6 +175,39 @@ def test_bootstrap_agrees_roughly_with_the_analytic_variance():
     assert 0.7 < bs.se / an.se < 1.5
 
 
+def test_binomial_bound_degrees_of_freedom_and_limits():
+    """Welch-Satterthwaite df of the two variance parts, then ``p -/+ t_df se``."""
+    acc = np.array([0.61, 0.58, 0.66, 0.60])
+    n = 50
+    b = I.binomial_bound_interval(acc, n, level=0.9)
+    p = acc.mean()
+    vp, vs = p * (1 - p) / n, acc.var(ddof=1) / 4
+    df = (vp + vs) ** 2 / (vp ** 2 / (n - 1) + vs ** 2 / 3)
+    assert b.df == pytest.approx(df, rel=1e-12)
+    q = stats.t.ppf(0.95, df)
+    assert (b.lo, b.hi) == pytest.approx((p - q * np.sqrt(vp + vs), p + q * np.sqrt(vp + vs)))
+
+
+def test_bootstrap_interval_is_the_percentile_interval():
+    """Seeds and pairs resampled with replacement (one draw of each per replicate, shared
+    by all tables); the limits are the ``(1 -/+ level) / 2`` quantiles of the replicates."""
+    rng = np.random.default_rng(10)
+    a, b = rng.normal(size=(3, 40)), rng.normal(size=(3, 40))
+
+    def stat(x, y):
+        return x.mean() - 2 * y.mean()
+
+    bs = I.bootstrap_interval([a, b], stat, n_boot=300, level=0.8, seed=4)
+    g = np.random.default_rng(4)
+    reps = []
+    for _ in range(300):
+        rs, ri = g.integers(0, 3, 3), g.integers(0, 40, 40)
+        reps.append(stat(a[rs][:, ri], b[rs][:, ri]))
+    assert bs.estimate == pytest.approx(stat(a, b))
+    assert (bs.lo, bs.hi) == pytest.approx(tuple(np.quantile(reps, [0.1, 0.9])), rel=1e-12)
+    assert bs.se == pytest.approx(np.std(reps, ddof=1), rel=1e-12)
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: I.mean_interval(np.array([[1.0, np.nan]])), "NaN"),
     (lambda: I.mean_interval(np.ones((2, 3)), level=1.5), "level"),
