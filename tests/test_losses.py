@@ -652,3 +652,18 @@ def test_class_mean_divides_kl_by_the_number_of_classes(K):
         scaled = get_objective(name, reduction="none", class_mean=True, **opts)(zt, yt).numpy()
         np.testing.assert_allclose(plain, ref, rtol=1e-10)
         np.testing.assert_allclose(scaled, ref / K, rtol=1e-10)
+
+
+def test_batch_quantile_keeps_every_current_example_and_the_last_buffer_size():
+    """``scope="batch"`` with ``buffer_size=4``: the quantile sample is the last 4
+    confidences seen (buffer, then the current batch), but never fewer than the whole
+    current batch when that is larger."""
+    rng = np.random.default_rng(12)
+    obj = get_objective("Quan_CACE_5", scope="batch", buffer_size=4)
+    y1, y2 = rng.uniform(size=10), rng.uniform(size=3)
+    conf1, conf2 = np.abs(y1 - 0.5), np.abs(y2 - 0.5)
+    obj(torch.zeros(10, dtype=DT), torch.tensor(y1, dtype=DT))
+    assert obj.last_threshold == pytest.approx(np.quantile(conf1, 0.5), rel=1e-12)
+    obj(torch.zeros(3, dtype=DT), torch.tensor(y2, dtype=DT))
+    sample = np.concatenate([conf1, conf2])[-4:]
+    assert obj.last_threshold == pytest.approx(np.quantile(sample, 0.5), rel=1e-12)
