@@ -60,3 +60,41 @@ def test_learner_validation_errors_name_the_parameter():
         fit_mlp_students(np.zeros((2, 3, 1)), np.ones((2, 4, 1)), grid)
     with pytest.raises(ValueError, match="hidden"):
         fit_mlp_students(np.zeros((2, 3, 1)), np.ones((2, 3, 1)), grid, hidden=0)
+
+
+@pytest.mark.parametrize("name", ["squared", "kl"])
+def test_mlp_student_objective_against_a_plain_loop(name):
+    """One network trained by a plain loop on the documented objective,
+    ``mean_i D(label_i, f(x_i)) + weight_decay * (|W_1|^2 + |W_2|^2)`` (for KL the
+    cross-entropy ``-sum_k y_k log softmax_k``, summed over classes), Adam from the
+    documented start: ``randn`` rows of the seeded generator, scaled by ``1/sqrt(fan_in)``,
+    zero biases. A large ``weight_decay`` makes the penalty visible."""
+    import torch
+
+    rng = np.random.default_rng(4)
+    x, grid = rng.normal(size=(1, 12, 2)), rng.normal(size=(5, 2))
+    lab = rng.normal(size=(1, 12, 3)) if name == "squared" else rng.dirichlet(np.ones(3), size=(1, 12))
+    h, steps, lr, wd = 6, 40, 0.05, 0.3
+    out = fit_mlp_students(x, lab, grid, name, hidden=h, steps=steps, lr=lr, weight_decay=wd, seed=5)
+    init = torch.randn(1, 2 * h + h * 3, generator=torch.Generator().manual_seed(5),
+                       dtype=torch.float64)[0]
+    W1 = (init[: 2 * h].reshape(2, h) / np.sqrt(2)).clone().requires_grad_(True)
+    W2 = (init[2 * h:].reshape(h, 3) / np.sqrt(h)).clone().requires_grad_(True)
+    b1 = torch.zeros(h, dtype=torch.float64, requires_grad=True)
+    b2 = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([W1, b1, W2, b2], lr=lr)
+    X, Y = torch.as_tensor(x[0]), torch.as_tensor(lab[0])
+    for _ in range(steps):
+        opt.zero_grad()
+        f = torch.tanh(X @ W1 + b1) @ W2 + b2
+        if name == "squared":
+            data = sum(((f[i] - Y[i]) ** 2).sum() for i in range(12)) / 12
+        else:
+            data = sum(-(Y[i] * torch.log_softmax(f[i], -1)).sum() for i in range(12)) / 12
+        (data + wd * ((W1 ** 2).sum() + (W2 ** 2).sum())).backward()
+        opt.step()
+    with torch.no_grad():
+        ref = torch.tanh(torch.as_tensor(grid) @ W1 + b1) @ W2 + b2
+        if name == "kl":
+            ref = torch.softmax(ref, -1)
+    np.testing.assert_allclose(out[0], ref.numpy(), rtol=1e-7, atol=1e-9)
