@@ -137,6 +137,26 @@ def test_pair_metrics_against_plain_loops():
     np.testing.assert_allclose(m["risk_w"], m["risk_s"] + m["misfit_kl_sw"] + m["cross"], atol=1e-10)
 
 
+def test_saturated_logits_are_clipped_only_at_p_clip():
+    """``clip_probs`` touches only the last 1e-12; pair metrics of confident runs (logits up
+    to +-20) match the binary KL and entropy written with log-sigmoids."""
+    from w2sg_utils.experiments.metrics import P_CLIP, clip_probs
+
+    np.testing.assert_array_equal(clip_probs(np.array([0.0, 1e-13, 0.3, 1.0])),
+                                  [P_CLIP, P_CLIP, 0.3, 1 - P_CLIP])
+    z_s, z_w = np.array([20.0, -18.0, 9.0, -7.5]), np.array([15.0, -12.0, 11.0, 3.0])
+
+    def logsig(z):
+        return -np.logaddexp(0.0, -z)
+
+    ps = 1 / (1 + np.exp(-z_s))
+    kl = ps * (logsig(z_s) - logsig(z_w)) + (1 - ps) * (logsig(-z_s) - logsig(-z_w))
+    ent = -(ps * logsig(z_s) + (1 - ps) * logsig(-z_s))
+    m = E.pair_metrics(z_s, z_w, np.array([1, 0, 1, 0]))
+    np.testing.assert_allclose(m["misfit_kl_sw"], kl.mean(), rtol=1e-6)
+    np.testing.assert_allclose(m["entropy"], ent.mean(), rtol=1e-6)
+
+
 def test_accuracy_ties_and_pgr():
     assert E.accuracy([0.0, 1.0, -1.0], [1, 1, 1]) == pytest.approx(0.5)
     assert E.pgr(0.6, 0.5, 0.7) == pytest.approx(0.5)
