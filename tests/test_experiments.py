@@ -176,6 +176,21 @@ def test_summarize_matches_t_interval():
     np.testing.assert_allclose(s.loc[0, "acc_hi"] - s.loc[0, "acc_lo"], 2 * half)
 
 
+def test_summarize_counts_and_skips_nan_runs():
+    """A NaN (e.g. a PGR whose ceiling does not beat the teacher) is counted in
+    ``_nan`` and left out of the mean, the SE and ``_n``."""
+    from scipy import stats
+
+    df = pd.DataFrame({"g": ["a"] * 4, "pgr": [0.2, np.nan, 0.6, 0.7]})
+    s = E.summarize(df, "g", ["pgr"], level=0.9)
+    x = np.array([0.2, 0.6, 0.7])
+    assert s.loc[0, "n"] == 4 and s.loc[0, "pgr_n"] == 3 and s.loc[0, "pgr_nan"] == 1
+    assert s.loc[0, "pgr_mean"] == pytest.approx(x.mean())
+    se = x.std(ddof=1) / np.sqrt(3)
+    assert s.loc[0, "pgr_se"] == pytest.approx(se)
+    assert s.loc[0, "pgr_hi"] == pytest.approx(x.mean() + stats.t.ppf(0.95, 2) * se)
+
+
 # -------------------------------------------------------------------- run store
 
 def test_run_store_atomic_rows_and_validated_artifacts(tmp_path):
