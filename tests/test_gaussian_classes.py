@@ -146,3 +146,38 @@ def test_entropies():
         lp = np.log(np.array([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]]))
     np.testing.assert_allclose(entropy(lp), [1.5 * math.log(2), 0.0])
     np.testing.assert_allclose(min_entropy(lp), [math.log(2), 0.0])
+
+
+@pytest.mark.parametrize("K", [2, 3])
+def test_train_linear_against_a_plain_loop(K):
+    """The documented training: Adam from zero on ``mean CE(y, softmax(W u + b)) +
+    l2 / 2 ||W||^2`` over the seeded minibatch order (``K = 2``: one logit, ``(0, z)``).
+    A large ``l2`` makes the penalty's factor visible."""
+    rng = np.random.default_rng(6)
+    n, d, bs, l2, lr = 23, 3, 5, 0.5, 0.1
+    u, t = rng.normal(size=(n, d)), rng.dirichlet(np.ones(K), size=n)
+    model = train_linear(u, t, get_objective("bce"), epochs=3, batch_size=bs, lr=lr, l2=l2, seed=4)
+    out = 1 if K == 2 else K
+    W = torch.zeros(out, d, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(out, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([W, b], lr=lr)
+    gen = torch.Generator().manual_seed(4)
+    U, T = torch.as_tensor(u), torch.as_tensor(t)
+    for _ in range(3):
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            if len(idx) < 2:
+                continue
+            z = U[idx] @ W.T + b
+            if K == 2:
+                z = torch.cat([torch.zeros_like(z), z], dim=1)
+            ce = -(T[idx] * torch.log_softmax(z, -1)).sum(-1).mean()
+            opt.zero_grad()
+            (ce + l2 / 2 * (W ** 2).sum()).backward()
+            opt.step()
+    W, b = W.detach().numpy(), b.detach().numpy()
+    if K == 2:
+        W, b = np.vstack([np.zeros(d), W[0]]), np.array([0.0, b[0]])
+    np.testing.assert_allclose(model.weight, W, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.bias, b, rtol=1e-9, atol=1e-12)
