@@ -119,6 +119,8 @@ def test_w2s_terms_against_plain_formulas():
         assert math.isclose(t["entropy_s"][i], -sum(c * math.log(c) for c in s), rel_tol=1e-9)
         assert math.isclose(t["min_entropy_w"][i], -math.log(max(w)), rel_tol=1e-9)
         assert t["correct_s"][i] == float(np.argmax(s) == y[i])
+        assert t["correct_w"][i] == float(np.argmax(w) == y[i])
+        assert math.isclose(t["entropy_w"][i], -sum(c * math.log(c) for c in w), rel_tol=1e-9)
     # exact identities (claims C2, C4, C7)
     np.testing.assert_allclose(t["risk_w"], t["risk_s"] + t["misfit"] + t["cross"], atol=1e-10)
     np.testing.assert_allclose(t["rce"], t["misfit"] + t["entropy_s"], atol=1e-10)
