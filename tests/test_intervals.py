@@ -145,6 +145,9 @@ def test_fieller_interval_matches_a_grid_search():
     acc = grid[::20][np.array(inside)]
     step = grid[20] - grid[0]
     assert abs(acc.min() - iv.lo) <= step and abs(acc.max() - iv.hi) <= step
+    # delta method: se = sd(num - r den) / D at r = the estimate, from the plain parts
+    pa, pb, pe = _plain_parts((num - iv.estimate * den).tolist())
+    assert iv.se == pytest.approx(np.sqrt(pa + pb - pe) / abs(den.mean()), rel=1e-9)
 
 
 def test_fieller_is_unbounded_when_the_gap_is_not_significant():

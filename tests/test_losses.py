@@ -667,3 +667,13 @@ def test_batch_quantile_keeps_every_current_example_and_the_last_buffer_size():
     obj(torch.zeros(3, dtype=DT), torch.tensor(y2, dtype=DT))
     sample = np.concatenate([conf1, conf2])[-4:]
     assert obj.last_threshold == pytest.approx(np.quantile(sample, 0.5), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["reverse_bce", "CACE_0.6", "SL_a0_b1"])
+def test_default_smoothing_bounds_a_hard_labels_logit_as_documented(name):
+    """Chapter 4: default ``eps = 1e-3``, so a hard label's logit is ``log(2 / eps - 1)``:
+    the reverse-CE gradient at ``z = 0`` is ``-s (1 - s) logit(y_eps) = -log(1999) / 4``."""
+    assert DEFAULT_EPS == 1e-3
+    z = torch.zeros(1, dtype=DT, requires_grad=True)
+    get_objective(name)(z, torch.ones(1, dtype=DT)).backward()
+    assert float(z.grad[0]) == pytest.approx(-math.log(2 / 1e-3 - 1) / 4, rel=1e-9)
