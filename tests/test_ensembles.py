@@ -120,3 +120,30 @@ def test_run_ensemble_causal_lm_path(tmp_path):
     out = ENS.run_ensemble(cfg, 0, 2, [("bce", 0.0)], tmp_path)
     assert out["teachers"][1].shape == (2, 6) and out["students"][("bce", 0.0)][0].shape == (2, 8)
     assert np.all(np.isfinite(out["students"][("bce", 0.0)][1]))
+
+
+def test_seed_tables_against_plain_formulas():
+    """Per-seed tables ``(S, n)``: members' mean of ``KL(p_s || p_w)`` (student first) on
+    the student's training inputs and on test, and of the cross-entropy risks on test."""
+    rng = np.random.default_rng(2)
+    K, n_w, n_t, run = 3, 7, 5, ("bce", 0.0)
+    results = []
+    for _ in range(2):
+        results.append({"y_test": rng.integers(0, 2, n_t).astype(float),
+                        "teachers": (rng.normal(0, 2, (K, n_w)), rng.normal(0, 2, (K, n_t))),
+                        "students": {run: (rng.normal(0, 2, (K, n_w)), rng.normal(0, 2, (K, n_t)))}})
+    tab = ENS.seed_tables(results, [run])[run]
+
+    def kl(zs, zw):
+        ps, pw = 1 / (1 + np.exp(-zs)), 1 / (1 + np.exp(-zw))
+        return ps * np.log(ps / pw) + (1 - ps) * np.log((1 - ps) / (1 - pw))
+
+    for s, r in enumerate(results):
+        (zw_w, zw_t), (zs_w, zs_t) = r["teachers"], r["students"][run]
+        y = r["y_test"]
+        ps_t = 1 / (1 + np.exp(-zs_t))
+        np.testing.assert_allclose(tab["misfit_train"][s], kl(zs_w, zw_w).mean(0), rtol=1e-9)
+        np.testing.assert_allclose(tab["misfit"][s], kl(zs_t, zw_t).mean(0), rtol=1e-9)
+        np.testing.assert_allclose(tab["risk_s"][s], -(y * np.log(ps_t) + (1 - y) * np.log(1 - ps_t)).mean(0),
+                                   rtol=1e-9)
+    assert tab["misfit_train"].shape == (2, n_w) and tab["misfit"].shape == (2, n_t)
