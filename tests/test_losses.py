@@ -677,3 +677,18 @@ def test_default_smoothing_bounds_a_hard_labels_logit_as_documented(name):
     z = torch.zeros(1, dtype=DT, requires_grad=True)
     get_objective(name)(z, torch.ones(1, dtype=DT)).backward()
     assert float(z.grad[0]) == pytest.approx(-math.log(2 / 1e-3 - 1) / 4, rel=1e-9)
+
+
+def test_aux_target_mixes_label_and_hardened_student_with_weight_w():
+    """``aux`` with ``aux_coef=0.2`` (no warm-up): ``CE((1 - w) y + w h, p)``, ``w = 0.2``,
+    ``h = 1[s >= t]`` with ``t`` the ``1 - mean(y)`` quantile of the batch's ``s``
+    (linear interpolation; here an order statistic, so the ``>=`` matters)."""
+    z = torch.tensor([-1.0, 0.3, 2.0, -0.2, 1.1], dtype=DT)
+    y = torch.tensor([0.1, 0.9, 0.6, 0.3, 0.6], dtype=DT)  # mean 0.5: level 0.5, index 2 of 5
+    loss = get_objective("aux", aux_coef=0.2, warmup_frac=0.0)(z, y, progress=0.5)
+    s = 1 / (1 + np.exp(-z.numpy()))
+    t = np.sort(s)[2]
+    h = (s >= t).astype(float)
+    target = 0.8 * y.numpy() + 0.2 * h
+    ref = -(target * np.log(s) + (1 - target) * np.log(1 - s)).mean()
+    assert float(loss) == pytest.approx(ref, rel=1e-12)
