@@ -692,3 +692,13 @@ def test_aux_target_mixes_label_and_hardened_student_with_weight_w():
     target = 0.8 * y.numpy() + 0.2 * h
     ref = -(target * np.log(s) + (1 - target) * np.log(1 - s)).mean()
     assert float(loss) == pytest.approx(ref, rel=1e-12)
+
+
+def test_window_is_strict_at_its_edge():
+    """``window``: ``CE(y, p) 1[max_k p_k < 1/2 + radius]``, strict, divided by the full
+    batch: with ``radius = 0`` an exactly uniform student (``z = 0``) is not uncertain."""
+    z, y = torch.tensor([0.0, 0.1], dtype=DT), torch.tensor([1.0, 1.0], dtype=DT)
+    assert float(get_objective("window", radius=0.0)(z, y)) == 0.0
+    s = 1 / (1 + math.exp(-0.1))
+    got = float(get_objective("window", radius=0.1)(z, y))
+    assert got == pytest.approx((math.log(2) - math.log(s)) / 2, rel=1e-12)
