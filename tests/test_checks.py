@@ -87,3 +87,11 @@ def test_z_for_samples_rejects_bad_n(bad):
 
     with pytest.raises(ValueError, match="n:"):
         z_for_samples(bad)
+
+
+def test_assert_within_se_floor_is_only_rounding():
+    """With ``se = 0`` only ``floor`` (default 1e-12) is allowed: 1e-9 is a real gap."""
+    assert_within_se(1.0, 1.0 + 1e-13, 0.0)
+    with pytest.raises(AssertionError):
+        assert_within_se(1.0, 1.0 + 1e-9, 0.0)
+    assert_within_se(1.0, 1.0 + 1e-9, 0.0, floor=1e-8)
