@@ -27,6 +27,8 @@ __all__ = [
     "Sizes",
     "TeacherConfig",
     "StrongConfig",
+    "FinetuneConfig",
+    "CeilingConfig",
     "ExperimentConfig",
     "Preset",
     "PRESETS",
@@ -170,6 +172,63 @@ class StrongConfig(_Trained):
             positive_int(getattr(self, k), f"strong.{k}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig(_Section):
+    """The strong model of the ``finetune`` back-end (issue 12): the whole encoder
+    ``model`` and a bias-free head trained end to end
+    (:mod:`~w2sg_utils.experiments.finetune`); ``head_lr`` is the head's learning
+    rate, ``l2`` its penalty, ``dtype`` ``float32`` or (CUDA) ``bfloat16``. Every field
+    is part of the run id, ``num_threads`` ``None`` included (torch's default)."""
+
+    model: str
+    max_length: int
+    lr: float
+    head_lr: float
+    batch_size: int
+    micro_batch_size: int
+    epochs: int
+    l2: float
+    dtype: str
+    num_threads: int | None = None
+
+    def _keys(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+    def __post_init__(self):
+        _model_name(self.model, "strong.model")
+        for k in ("lr", "head_lr"):
+            positive(getattr(self, k), f"strong.{k}")
+        non_negative(self.l2, "strong.l2")
+        for k in ("max_length", "batch_size", "micro_batch_size", "epochs"):
+            positive_int(getattr(self, k), f"strong.{k}")
+        if self.num_threads is not None:
+            positive_int(self.num_threads, "strong.num_threads")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"strong.dtype: 'float32' or 'bfloat16', got {self.dtype!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CeilingConfig(_Section):
+    """A ceiling apart from the strong model (``minilm-finetune``): a head (``kind``,
+    ``hidden``) on frozen ``encoder`` embeddings, trained on the true labels."""
+
+    encoder: str
+    max_length: int
+    kind: str
+    hidden: int
+    epochs: int
+    lr: float
+    batch_size: int
+
+    def __post_init__(self):
+        _model_name(self.encoder, "ceiling.encoder")
+        if self.kind not in ("linear", "mlp"):
+            raise ValueError(f"ceiling.kind: 'linear' or 'mlp', got {self.kind!r}")
+        for k in ("max_length", "hidden", "epochs", "batch_size"):
+            positive_int(getattr(self, k), f"ceiling.{k}")
+        positive(self.lr, "ceiling.lr")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig(_Section):
     """A whole sweep (claim C9); see :func:`make_config` and :data:`PRESETS`.
@@ -194,10 +253,12 @@ class ExperimentConfig(_Section):
     ensemble_size: int
     ensemble_objectives: tuple[str, ...]
     device: str
+    ceiling: CeilingConfig | None = None  # None: the strong model on the true labels
 
     def __post_init__(self):
-        if self.backend not in ("embedding", "causal_lm"):
-            raise ValueError(f"backend: 'embedding' or 'causal_lm', got {self.backend!r}")
+        if self.backend not in ("embedding", "causal_lm", "finetune"):
+            raise ValueError(
+                f"backend: 'embedding', 'causal_lm' or 'finetune', got {self.backend!r}")
         seeds = self.seeds
         if (not isinstance(seeds, tuple) or not seeds
                 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0
@@ -250,7 +311,10 @@ class ExperimentConfig(_Section):
                 raise ValueError(f"{k}: must give exactly the splits {SPLITS}, got {d.get(k)!r}")
             d[k] = Sizes(**d[k])
         d["teacher"] = TeacherConfig(**d["teacher"])
-        d["strong"] = StrongConfig(**d["strong"])
+        strong = FinetuneConfig if d.get("backend") == "finetune" else StrongConfig
+        d["strong"] = strong(**d["strong"])
+        if d.get("ceiling") is not None:
+            d["ceiling"] = CeilingConfig(**d["ceiling"])
         for k in ("seeds", "objectives", "l2_grid", "sweep_objectives", "ensemble_objectives"):
             if isinstance(d.get(k), list | tuple):
                 d[k] = tuple(d[k])
@@ -266,7 +330,18 @@ class ExperimentConfig(_Section):
 
 
 def check_device(cfg: ExperimentConfig) -> None:
-    """``ValueError`` if ``cfg`` needs CUDA and this machine has none."""
+    """``ValueError`` if this machine cannot run ``cfg``: it needs CUDA and there is none;
+    (``finetune``) its ``dtype`` is not supported on the device or its ``max_length``
+    exceeds the model's positions."""
+    if cfg.backend == "finetune":
+        from .finetune import check_dtype, model_max_length
+
+        st = cfg.strong
+        check_dtype(st.dtype, cfg.device)
+        limit = model_max_length(st.model)
+        if st.max_length > limit:
+            raise ValueError(f"strong.max_length: {st.max_length} exceeds the {limit} "
+                             f"positions of {st.model!r}")
     if str(cfg.device).startswith("cuda"):
         import torch
 

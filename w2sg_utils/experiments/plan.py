@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["CODE_VERSION", "config_hash", "run_id", "plan_runs", "spec_seed"]
 
-CODE_VERSION = "ch05-v1"
+CODE_VERSION = "ch05-v2"  # v2: Quan_CACE threshold from all training labels (issue 12)
 
 
 def config_hash(obj) -> str:
@@ -34,8 +34,9 @@ def _json_default(o):
 def _context(cfg) -> dict:
     """The parts of a configuration every run depends on (not the sweep lists)."""
     d = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
-    return {k: d[k] for k in ("preset", "backend", "sizes", "teacher", "strong", "device")} | {
-        "code": CODE_VERSION}
+    keys = ("preset", "backend", "sizes", "teacher", "strong", "device")
+    keys += ("ceiling",) if d.get("ceiling") is not None else ()
+    return {k: d[k] for k in keys} | {"code": CODE_VERSION}
 
 
 def run_id(cfg, spec: dict, data_hash: str) -> str:

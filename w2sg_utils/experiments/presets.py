@@ -78,6 +78,33 @@ PRESET_TABLE: dict[str, tuple[str, str, bool, dict]] = {
             "device": "cpu",
         },
     ),
+    "minilm-finetune": (
+        "CPU or CUDA: the whole all-MiniLM-L6-v2 encoder + a bias-free head fine-tuned "
+        "end to end as the strong student (max length 128, 160 train_w2s pairs, 1 epoch "
+        "on CPU); teacher and ceiling as in hh-minilm-cpu",
+        "finetune",
+        False,
+        {
+            "sizes": {"train_gt": 400, "train_w2s": 160, "test": 300},
+            "full_sizes": {"train_gt": 4000, "train_w2s": 4000, "test": 4000},
+            "seeds": [0, 1, 2],
+            "objectives": ["bce", "reverse_bce"],
+            "teacher": {"kind": "tfidf", "n_labels": 100, "C": 10.0, "ngram_max": 2,
+                        "num_layers": 1, "l2": 1e-3},
+            # the ceiling: hh-minilm-cpu's strong model (head on frozen embeddings)
+            "ceiling": {"encoder": "sentence-transformers/all-MiniLM-L6-v2",
+                        "max_length": 256, **_HEAD},
+            # num_threads None: torch's default (both cores)
+            "strong": {"model": "sentence-transformers/all-MiniLM-L6-v2", "max_length": 128,
+                       "lr": 5e-5, "head_lr": 1e-2, "batch_size": 8, "micro_batch_size": 8,
+                       "epochs": 1, "l2": 1e-3, "dtype": "float32", "num_threads": None},
+            "l2_grid": [0.0, 1e-3],
+            "sweep_objectives": ["bce", "reverse_bce"],
+            "ensemble_size": 0,
+            "ensemble_objectives": [],
+            "device": "cpu",
+        },
+    ),
 }
 
 

@@ -156,7 +156,7 @@ def _train_lm(model, tok, ds, targets, objective, m, cfg, bk, seed):
             model, tok, ds.text_a, ds.text_b, targets, obj,
             lr=m["lr"], batch_size=m["batch_size"], micro_batch_size=m["micro_batch_size"],
             epochs=m["epochs"], max_length=m["max_length"], device=cfg["device"],
-            bf16=bool(m.get("bf16", False)), seed=seed, progress=bk.progress)
+            bf16=_bf16(m), seed=seed, progress=bk.progress)
 
 
 def _predict_lm(model, tok, ds, m, cfg, bk):
@@ -165,12 +165,43 @@ def _predict_lm(model, tok, ds, m, cfg, bk):
     with torch_threads(m.get("num_threads")):
         return reward_logits(model, tok, ds.text_a, ds.text_b, max_length=m["max_length"],
                              batch_size=max(1, m["micro_batch_size"]), device=cfg["device"],
-                             bf16=bool(m.get("bf16", False)), progress=bk.progress)
+                             bf16=_bf16(m), progress=bk.progress)
+
+
+def _bf16(m) -> bool:
+    return bool(m.get("bf16", False)) or m.get("dtype") == "bfloat16"
+
+
+def _train_ceiling(bk: Backend, y, l2: float, seed: int):
+    """The ceiling: the strong model on the true labels or, with a ``ceiling`` section
+    (``minilm-finetune``), ``hh-minilm-cpu``'s strong model, a head on frozen embeddings."""
+    if bk.cfg.get("ceiling") is None:
+        return _train_strong(bk, "train_w2s", y, "bce", l2, seed)
+    return _train_strong(_Frozen(bk), "train_w2s", y, "bce", l2, seed)
+
+
+class _Frozen:
+    """A backend's view whose strong model is its ``ceiling`` section (embedding back-end)."""
+
+    def __init__(self, bk: Backend):
+        self.bk = bk
+        self.cfg = {"backend": "embedding", "strong": bk.cfg["ceiling"]}
+
+    def embeddings(self, split, encoder_cfg=None):
+        return self.bk.embeddings(split, encoder_cfg or self.cfg["strong"])
 
 
 def _train_strong(bk: Backend, split: str, targets, objective: str, l2: float, seed: int):
     """Train the strong model on ``split`` with ``targets``; return its test logits."""
     cfg, st = bk.cfg, bk.cfg["strong"]
+    if cfg["backend"] == "finetune":
+        from .finetune import load_encoder_reward
+
+        model, tok = load_encoder_reward(st["model"], max_length=st["max_length"],
+                                         head_lr=st["head_lr"], l2=l2, dtype=st["dtype"],
+                                         device=cfg["device"], seed=seed)
+        _train_lm(model, tok, bk.data[split], targets, objective, st, cfg, bk, seed=seed)
+        return _predict_lm(model, tok, bk.data["test"], st, cfg, bk)
     if cfg["backend"] == "embedding":
         from .models import PairHead
         from .training import head_logits, train_head
@@ -210,7 +241,7 @@ def execute(spec, bk: Backend, ensure) -> tuple[dict, dict]:
         return arrays, row
     if spec["stage"] == "ceiling":
         y = bk.data["train_w2s"].label.astype(float)
-        z = _train_strong(bk, "train_w2s", y, "bce", spec["l2"], spec_seed(spec))
+        z = _train_ceiling(bk, y, spec["l2"], spec_seed(spec))
         t0 = ensure({"stage": "teacher", "seed": seed, "member": 0})
         m = pair_metrics(z, t0["z_test"], test_label)
         row |= m | {"ceiling_acc": m["acc"], "teacher_acc": accuracy(t0["z_test"], test_label)}

@@ -175,7 +175,9 @@ def _start_training(model, tokenizer, text_a, text_b, y, pretokenized, max_lengt
     ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
     torch.manual_seed(seed)
     model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    # a model may give its own groups (the fine-tuned encoder: head lr and L2 penalty)
+    groups = model.param_groups(lr) if hasattr(model, "param_groups") else model.parameters()
+    opt = torch.optim.Adam(groups, lr=lr)
     batches = list(_orders(len(y), batch_size, epochs, seed))
     if max_steps is not None:
         positive_int(max_steps, "max_steps")
