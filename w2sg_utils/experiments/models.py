@@ -127,15 +127,30 @@ class TfidfTeacher:
         return self._clf.decision_function(self._features(text_a, text_b)).astype(np.float64)
 
 
-def CausalLMReward(body, hidden_size: int | None = None):  # noqa: N802 - factory
+HEAD_INITS = ("default", "normal")
+"""Head initialisations: ``nn.Linear``'s default (the release's), or N(0, 1/(h+1))."""
+
+
+def CausalLMReward(body, hidden_size: int | None = None,  # noqa: N802 - factory
+                   head_init: str = "default"):
     """Reward model of the released code's protocol: causal-LM body + bias-free last-token head.
 
     ``forward(input_ids, attention_mask)`` returns one reward per sequence, read at the
     last real token (inputs are **left**-padded and left-truncated, so it is the final
     position). ``pair_logits`` scores ``a`` and ``b`` in one batch: ``z = r(a) - r(b)``.
+    ``head_init="default"`` keeps ``nn.Linear``'s uniform initialisation, as the release
+    (``weak_to_strong/model.py``, ``TransformerWithSingleHead``); ``"normal"`` draws
+    N(0, 1/(h+1)) (about 1.7 times the standard deviation).
+
+    The one deliberate difference from the release: it pads with token id 0 and reads
+    the reward at position ``(ids != 0).sum() - 1``, but id 0 is ``"!"`` in GPT-2's
+    vocabulary, so a text containing that token is read at the wrong position; here the
+    position comes from the attention mask.
     """
     torch = _torch()
     nn = torch.nn
+    if head_init not in HEAD_INITS:
+        raise ValueError(f"head_init: one of {HEAD_INITS}, got {head_init!r}")
     hs = hidden_size or body.config.hidden_size
 
     class _Reward(nn.Module):
@@ -143,7 +158,8 @@ def CausalLMReward(body, hidden_size: int | None = None):  # noqa: N802 - factor
             super().__init__()
             self.body = body
             self.head = nn.Linear(hs, 1, bias=False)
-            nn.init.normal_(self.head.weight, std=1.0 / (hs + 1) ** 0.5)
+            if head_init == "normal":
+                nn.init.normal_(self.head.weight, std=1.0 / (hs + 1) ** 0.5)
 
         def forward(self, input_ids, attention_mask):
             # positions count real tokens only, so left padding does not shift them
@@ -168,8 +184,9 @@ def CausalLMReward(body, hidden_size: int | None = None):  # noqa: N802 - factor
 
 
 def load_causal_lm_reward(model: str, gradient_checkpointing: bool = False,
-                          seed: int = 0):
-    """Body from ``model`` (hub id or folder) + a fresh head (seeded); and its tokenizer.
+                          seed: int = 0, head_init: str = "default"):
+    """Body from ``model`` (hub id or folder) + a fresh head (drawn right after
+    ``torch.manual_seed(seed)``); and its tokenizer.
 
     The tokenizer pads and truncates on the left (the released code's left truncation).
     """
@@ -188,12 +205,12 @@ def load_causal_lm_reward(model: str, gradient_checkpointing: bool = False,
         enable()
         body.config.use_cache = False
     torch.manual_seed(seed)
-    return CausalLMReward(body), tok
+    return CausalLMReward(body, head_init=head_init), tok
 
 
 def build_tiny_gpt2(path: str | os.PathLike, n_layer: int = 2, n_embd: int = 64,
                     n_head: int = 2, n_positions: int = 128, vocab_size: int = 512,
-                    texts=None, seed: int = 0) -> Path:
+                    texts=None, seed: int = 0, dropout: float = 0.0) -> Path:
     """Save a tiny random GPT-2 and a BPE tokenizer trained locally to ``path``.
 
     No download: the tokenizer is trained with ``tokenizers`` on ``texts`` (default: a
@@ -213,8 +230,12 @@ def build_tiny_gpt2(path: str | os.PathLike, n_layer: int = 2, n_embd: int = 64,
     if n_embd % n_head:
         raise ValueError(f"n_head: must divide n_embd ({n_embd}), got {n_head}")
     path = Path(path)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout: a probability in [0, 1), got {dropout!r}")
     spec = {"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head,
             "n_positions": n_positions, "vocab_size": vocab_size, "seed": seed}
+    if dropout:
+        spec["dropout"] = float(dropout)
     marker = path / "w2sg_tiny_gpt2.json"
     if marker.is_file() and json.loads(marker.read_text()) == spec:
         return path
@@ -236,7 +257,7 @@ def build_tiny_gpt2(path: str | os.PathLike, n_layer: int = 2, n_embd: int = 64,
     torch.manual_seed(seed)
     cfg = GPT2Config(vocab_size=tk.get_vocab_size(), n_positions=n_positions, n_embd=n_embd,
                      n_layer=n_layer, n_head=n_head, bos_token_id=0, eos_token_id=0,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                     resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
     model = GPT2LMHeadModel(cfg)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)

@@ -159,7 +159,23 @@ def _common_checks(n_pairs, targets, batch_size, epochs, lr, device, bf16):
     return y
 
 
-def _orders(n, batch_size, epochs, seed):
+ORDERS = ("reshuffle", "release")
+"""Minibatch orders: a new permutation every epoch, or the released code's."""
+LR_SCHEDULES = ("constant", "cosine")
+"""Learning-rate schedules: constant, or cosine annealing to 0 over the run, per step."""
+
+
+def _orders(n, batch_size, epochs, seed, order="reshuffle"):
+    """Minibatches of indices. ``"release"``: the training set shuffled once
+    (``datasets.Dataset.shuffle(seed)`` draws ``numpy.random.default_rng(seed)
+    .permutation(n)``), the same order in every epoch, the stream cut into
+    ``n * epochs // batch_size`` full minibatches that may span two epochs
+    (``itertools.repeat`` in the release's ``train_reward_model``)."""
+    if order == "release":
+        stream = np.tile(np.random.default_rng(seed).permutation(n), epochs)
+        for s in range(n * epochs // batch_size):
+            yield stream[s * batch_size: (s + 1) * batch_size]
+        return
     gen = np.random.default_rng([seed, 4242])
     for _ in range(epochs):
         perm = gen.permutation(n)
@@ -167,39 +183,80 @@ def _orders(n, batch_size, epochs, seed):
             yield perm[s: s + batch_size]
 
 
+def _check_protocol(order, lr_schedule, dropout, n, batch_size, epochs):
+    if order not in ORDERS:
+        raise ValueError(f"order: one of {ORDERS}, got {order!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule: one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if not isinstance(dropout, bool):
+        raise ValueError(f"dropout: expected True or False, got {dropout!r}")
+    if order == "release" and n * epochs < batch_size:
+        raise ValueError(f"batch_size: {batch_size} exceeds the {n * epochs} pairs of the run; "
+                         "order='release' keeps full minibatches only")
+
+
 def _start_training(model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr,
-                    batch_size, epochs, device, seed, max_steps, objective):
-    """Shared set-up of both training loops: tokens, optimiser, the seeded minibatch order."""
+                    batch_size, epochs, device, seed, max_steps, objective,
+                    order="reshuffle", lr_schedule="constant", dropout=True):
+    """Shared set-up of both training loops: tokens, optimiser, the seeded minibatch order,
+    the schedule and the dropout state (``model.train()`` or, as released, ``eval()``)."""
     import torch
 
+    _check_protocol(order, lr_schedule, dropout, len(y), batch_size, epochs)
     ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
     torch.manual_seed(seed)
-    model.to(device).train()
+    model.to(device).train(dropout)
     # a model may give its own groups (the fine-tuned encoder: head lr and L2 penalty)
     groups = model.param_groups(lr) if hasattr(model, "param_groups") else model.parameters()
     opt = torch.optim.Adam(groups, lr=lr)
-    batches = list(_orders(len(y), batch_size, epochs, seed))
+    batches = list(_orders(len(y), batch_size, epochs, seed, order))
+    total = len(batches)  # progress and schedule refer to the whole run
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
+             if lr_schedule == "cosine" else None)
     if max_steps is not None:
         positive_int(max_steps, "max_steps")
         batches = batches[:max_steps]
     Y = torch.tensor(y, dtype=torch.float32)
     objective.fit(Y)  # Quan_CACE: threshold from all training labels (no-op otherwise)
-    stats = {"steps": 0, "pairs": 0, "tokens": 0, "loss": float("nan")}
-    return ids_a, ids_b, _pad_id(tokenizer), opt, batches, Y, stats
+    stats = {"steps": 0, "pairs": 0, "tokens": 0, "loss": float("nan"), "lr": []}
+    return ids_a, ids_b, _pad_id(tokenizer), opt, batches, Y, stats, sched, total
+
+
+def _upcast(z):
+    """Half-precision logits (bf16 autocast) to float32; float32/64 unchanged."""
+    import torch
+
+    return z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
+
+
+def _end_step(opt, sched, stats, n_pairs, loss):
+    """Optimiser step, then the schedule's (per step, as released); records the lr used."""
+    stats["lr"].append(opt.param_groups[0]["lr"])
+    opt.step()
+    if sched is not None:
+        sched.step()
+    stats["steps"] += 1
+    stats["pairs"] += n_pairs
+    stats["loss"] = loss
 
 
 def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Callable, *,
                        lr: float = 1e-5, batch_size: int = 32, micro_batch_size: int = 8,
                        epochs: int = 2, max_length: int = 1024, device: str = "cpu",
                        bf16: bool = False, seed: int = 0, max_steps: int | None = None,
-                       progress: bool = True, pretokenized=None) -> dict:
+                       progress: bool = True, pretokenized=None, order: str = "reshuffle",
+                       lr_schedule: str = "constant", dropout: bool = True) -> dict:
     """Fast loop for the causal-LM reward model (claim C9 protocol, faster execution).
 
     Each minibatch of ``batch_size`` pairs (seeded order) is sorted by length and cut
     into microbatches of ``micro_batch_size`` pairs; both texts of a microbatch go
     through the model in one left-padded batch of ``2 * m`` rows. Losses are weighted
     by ``m / batch_size`` so the accumulated gradient is that of the minibatch mean.
-    Returns ``{"steps", "pairs", "tokens", "loss"}`` (``loss`` the last minibatch's).
+    Returns ``{"steps", "pairs", "tokens", "loss", "lr"}`` (``loss`` the last
+    minibatch's, ``lr`` the learning rate of each step). The released protocol is
+    ``order="release"``, ``lr_schedule="cosine"``, ``dropout=False`` (the model trains
+    in ``eval()`` mode, the release's ``train_with_dropout=False``) in float32; checked
+    against a loop written from the release in ``tests/test_release_loop.py``.
     Under ``accelerate launch`` with several processes, each takes a share of every
     minibatch and the update is the same (:mod:`w2sg_utils.distributed`).
 
@@ -212,9 +269,9 @@ def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Cal
     positive_int(micro_batch_size, "micro_batch_size")
     par = processes(device)  # one process, or several through accelerate
     device = par.device(device)
-    ids_a, ids_b, pad, opt, batches, Y, stats = _start_training(
+    ids_a, ids_b, pad, opt, batches, Y, stats, sched, n_steps = _start_training(
         model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr, batch_size,
-        epochs, device, seed, max_steps, objective)
+        epochs, device, seed, max_steps, objective, order, lr_schedule, dropout)
     net, opt = par.prepare(model, opt)
     for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (fast)")):
         idx = sorted(idx, key=lambda i: max(len(ids_a[i]), len(ids_b[i])))
@@ -226,16 +283,13 @@ def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Cal
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(bf16)):
                     z = par.pair_logits(net, ids, mask)
                 if num:
-                    loss = objective(z.float(), Y[mb].to(device), progress=step / len(batches))
+                    loss = objective(_upcast(z), Y[mb].to(device), progress=step / n_steps)
                 else:  # zero-weight padding of a short share: no objective state touched
-                    loss = z.float().sum()
+                    loss = _upcast(z).sum()
                 par.backward(loss * num / den)
             total += float(loss.detach()) * num / den / par.num_processes
             stats["tokens"] += int(mask.sum()) if num else 0
-        opt.step()
-        stats["steps"] += 1
-        stats["pairs"] += len(idx)
-        stats["loss"] = total
+        _end_step(opt, sched, stats, len(idx), total)
     stats["loss"] = par.reduce_sum(stats["loss"])
     stats["tokens"] = int(par.reduce_sum(stats["tokens"]))
     par.release()
@@ -254,7 +308,7 @@ def train_reward_model_paper(model, tokenizer, text_a, text_b, targets, objectiv
     from tqdm import tqdm
 
     y = _common_checks(len(text_a), targets, batch_size, epochs, lr, device, False)
-    ids_a, ids_b, pad, opt, batches, Y, stats = _start_training(
+    ids_a, ids_b, pad, opt, batches, Y, stats, sched, n_steps = _start_training(
         model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr, batch_size,
         epochs, device, seed, max_steps, objective)
     for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (paper)")):
@@ -263,14 +317,11 @@ def train_reward_model_paper(model, tokenizer, text_a, text_b, targets, objectiv
         for i in idx:
             ids, mask = _collate([ids_a[i], ids_b[i]], pad, device)
             z = model.pair_logits(ids, mask)
-            loss = objective(z, Y[[i]].to(device), progress=step / len(batches))
+            loss = objective(z, Y[[i]].to(device), progress=step / n_steps)
             (loss / len(idx)).backward()
             total += float(loss.detach()) / len(idx)
             stats["tokens"] += int(mask.sum())
-        opt.step()
-        stats["steps"] += 1
-        stats["pairs"] += len(idx)
-        stats["loss"] = total
+        _end_step(opt, sched, stats, len(idx), total)
     model.eval()
     return stats
 
