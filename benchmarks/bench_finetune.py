@@ -22,10 +22,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from w2sg_utils.data import load_hh_helpful  # noqa: E402
-from w2sg_utils.finetune import load_encoder_reward  # noqa: E402
+from w2sg_utils.experiments.data import load_hh_helpful  # noqa: E402
+from w2sg_utils.experiments.finetune import load_encoder_reward  # noqa: E402
+from w2sg_utils.experiments.training import tokenize_pairs, train_reward_model  # noqa: E402
 from w2sg_utils.losses import get_objective  # noqa: E402
-from w2sg_utils.training import tokenize_pairs, train_reward_model  # noqa: E402
 
 
 def main() -> None:

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from w2sg_utils import cli
 from w2sg_utils import experiments as E
-from w2sg_utils import training as T
-from w2sg_utils.data import load_hh_helpful
-from w2sg_utils.embeddings import Encoder
-from w2sg_utils.finetune import check_dtype, load_encoder_reward
+from w2sg_utils.experiments import cli
+from w2sg_utils.experiments import training as T
+from w2sg_utils.experiments.data import load_hh_helpful
+from w2sg_utils.experiments.embeddings import Encoder
+from w2sg_utils.experiments.finetune import check_dtype, load_encoder_reward
 from w2sg_utils.losses import get_objective
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -32,9 +32,9 @@ import pytest
 import torch
 
 from tests.test_release_protocol import rel_aux, rel_bce, rel_reverse_bce
-from w2sg_utils import models as M
-from w2sg_utils import training as T
-from w2sg_utils.data import load_hh_helpful
+from w2sg_utils.experiments import models as M
+from w2sg_utils.experiments import training as T
+from w2sg_utils.experiments.data import load_hh_helpful
 from w2sg_utils.losses import release_objective
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

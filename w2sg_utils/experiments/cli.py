@@ -179,10 +179,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "presets":
         from .config import PRESETS
+        from .presets import RELEASE_DIFFERENCES
 
         for name, p in PRESETS.items():
             gpu = " [needs CUDA]" if p.requires_cuda else ""
             print(f"{name}{gpu}: {p.description}")
+            for d in RELEASE_DIFFERENCES.get(name, ()):
+                print(f"    differs from the release: {d}")
         return 0
     if args.command == "objectives":
         from .config import objective_names

@@ -122,6 +122,24 @@ class _Trained(_Section):
     bf16: bool | None = None
     gradient_checkpointing: bool | None = None
     num_threads: int | None = None
+    # training-loop protocol (None: the loop's defaults, reshuffle / constant / dropout
+    # on / N(0, 1/(h+1)) head); the released code's: False / release / cosine / default
+    dropout: bool | None = None
+    order: str | None = None
+    lr_schedule: str | None = None
+    head_init: str | None = None
+
+    def _check_loop(self, who: str) -> None:
+        from .models import HEAD_INITS
+        from .training import LR_SCHEDULES, ORDERS
+
+        if self.dropout is not None and not isinstance(self.dropout, bool):
+            raise ValueError(f"{who}.dropout: True or False, got {self.dropout!r}")
+        for k, allowed in (("order", ORDERS), ("lr_schedule", LR_SCHEDULES),
+                           ("head_init", HEAD_INITS)):
+            v = getattr(self, k)
+            if v is not None and v not in allowed:
+                raise ValueError(f"{who}.{k}: one of {allowed}, got {v!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +164,7 @@ class TeacherConfig(_Trained):
             positive_int(self.num_layers, "teacher.num_layers")
             non_negative(self.l2, "teacher.l2")
         elif self.kind == "causal_lm":
+            self._check_loop("teacher")
             _model_name(self.model, "teacher.model")
             positive(self.lr, "teacher.lr")
             for k in ("batch_size", "micro_batch_size", "epochs", "max_length"):
@@ -166,6 +185,7 @@ class StrongConfig(_Trained):
     hidden: int | None = None
 
     def __post_init__(self):
+        self._check_loop("strong")
         non_negative(self.l2, "strong.l2")
         positive(self.lr, "strong.lr")
         for k in ("batch_size", "epochs", "max_length"):
@@ -254,6 +274,16 @@ class ExperimentConfig(_Section):
     ensemble_objectives: tuple[str, ...]
     device: str
     ceiling: CeilingConfig | None = None  # None: the strong model on the true labels
+    protocol: str | None = None  # "release": objectives exactly as released
+
+    def objective(self, name: str, buffer_size: int | None = None):
+        """A fresh objective ``name`` of this configuration: as released
+        (:func:`~w2sg_utils.losses.release_objective`) under ``protocol="release"``."""
+        if self.protocol == "release":
+            from ..losses import release_objective
+
+            return release_objective(name)
+        return new_objective(name, buffer_size)
 
     def __post_init__(self):
         if self.backend not in ("embedding", "causal_lm", "finetune"):
@@ -265,11 +295,16 @@ class ExperimentConfig(_Section):
                        for s in seeds) or len(set(seeds)) != len(seeds)):
             raise ValueError(
                 f"seeds: must be a non-empty list of distinct non-negative integers, got {list(seeds)!r}")
+        if self.protocol not in (None, "release"):
+            raise ValueError(f"protocol: None or 'release', got {self.protocol!r}")
         if self.objectives is not None:
             if not self.objectives:
                 raise ValueError("objectives: must name at least one objective")
             self._check_objectives(self.objectives + self.sweep_objectives
                                    + self.ensemble_objectives)
+            if self.protocol == "release":
+                for o in self.objectives + self.sweep_objectives + self.ensemble_objectives:
+                    self.objective(o)  # ValueError for an objective the release lacks
         t, st = self.teacher, self.strong
         if t.n_labels > self.sizes.train_gt:
             raise ValueError(f"teacher.n_labels: {t.n_labels} exceeds sizes.train_gt = "

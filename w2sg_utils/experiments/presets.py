@@ -6,6 +6,27 @@ requires_cuda, configuration)``; :mod:`.config` turns each into a validated
 from __future__ import annotations
 
 _HEAD = {"kind": "linear", "hidden": 256, "epochs": 40, "lr": 1e-2, "batch_size": 64}
+# the released training loop (weak_to_strong/train.py, train_reward_model; model.py)
+_RELEASE_LOOP = {"dropout": False, "order": "release", "lr_schedule": "cosine",
+                 "head_init": "default"}
+
+RELEASE_DIFFERENCES: dict[str, tuple[str, ...]] = {
+    "gpt2-hh": (
+        "reward read-out: the release pads with token id 0 and reads the reward at "
+        "(ids != 0).sum() - 1, but id 0 is '!' in GPT-2's vocabulary, so a text containing "
+        "it is read at the wrong position (about a quarter of train_w2s pairs); here the "
+        "last real token, from the attention mask",
+        "(reverse) BCE from log-sigmoid: the release applies torch's BCE to sigmoid(z), "
+        "whose log is clamped at -100, so beyond |z| ~ 16 its value saturates and its "
+        "gradient vanishes; with label smoothing 0, a label exactly 0 or 1 in a reverse "
+        "term is an error here",
+        "microbatches of similar length with dynamic padding instead of minibatches of "
+        "one pair: the same update up to float rounding (tests/test_release_loop.py)",
+        "data: the book's seeded subsets and a/b swap of the shipped HH-helpful splits, "
+        "and run seeds derived from each run's configuration",
+    ),
+}
+"""Named differences from the authors' release of each preset that claims its protocol."""
 
 PRESET_TABLE: dict[str, tuple[str, str, bool, dict]] = {
     "hh-minilm-cpu": (
@@ -32,22 +53,27 @@ PRESET_TABLE: dict[str, tuple[str, str, bool, dict]] = {
         },
     ),
     "gpt2-hh": (
-        "GPU: the released code's protocol with GPT-2 causal LMs (teacher gpt2, student "
-        "gpt2-medium), last-token bias-free head, Adam lr 1e-5, batch 32, 2 epochs, "
-        "max length 1024 with left truncation",
+        "GPU: the released code's protocol with GPT-2 causal LMs (teacher gpt2, 1 epoch; "
+        "student gpt2-medium, 2 epochs), last-token bias-free head with nn.Linear's "
+        "initialisation, Adam lr 1e-5 with cosine annealing per step, batch 32, dropout "
+        "off, float32, one shuffle repeated every epoch, max length 1024 with left "
+        "truncation, the released objectives (label smoothing 0)",
         "causal_lm",
         True,  # requires CUDA
         {
             "sizes": {"train_gt": 4000, "train_w2s": 4000, "test": 4000},
             "full_sizes": {"train_gt": 4000, "train_w2s": 4000, "test": 4000},
             "seeds": [0, 1, 2, 3, 4],
-            "objectives": None,
+            "objectives": ["bce", "reverse_bce", "aux", "CACE_0.1", "Quan_CACE_5",
+                           "SL_a1_b0.1", "kl", "reverse_kl"],  # the release's README list
+            "protocol": "release",
             "teacher": {"kind": "causal_lm", "model": "gpt2", "n_labels": 4000, "lr": 1e-5,
-                        "batch_size": 32, "micro_batch_size": 8, "epochs": 2,
-                        "max_length": 1024, "bf16": True, "gradient_checkpointing": False},
+                        "batch_size": 32, "micro_batch_size": 8, "epochs": 1,
+                        "max_length": 1024, "bf16": False, "gradient_checkpointing": False,
+                        **_RELEASE_LOOP},
             "strong": {"model": "gpt2-medium", "lr": 1e-5, "batch_size": 32,
                        "micro_batch_size": 8, "epochs": 2, "max_length": 1024, "l2": 0.0,
-                       "bf16": True, "gradient_checkpointing": False},
+                       "bf16": False, "gradient_checkpointing": False, **_RELEASE_LOOP},
             "l2_grid": [],
             "sweep_objectives": [],
             "ensemble_size": 0,

@@ -112,7 +112,7 @@ def _run_teacher(bk: Backend, spec) -> dict:
         return {"z_w2s": head_logits(head, wa, wb), "z_test": head_logits(head, ta, tb)}
     # causal LM teacher
     model, tok = _load_lm(t["model"], bool(t.get("gradient_checkpointing")),
-                          seed=1000 * bk.seed + spec["member"])
+                          seed=1000 * bk.seed + spec["member"], head_init=t.get("head_init"))
     _train_lm(model, tok, gt, gt.label.astype(float), "bce", t, cfg, bk,
               seed=1000 * bk.seed + spec["member"])
     return {"z_w2s": _predict_lm(model, tok, w2s, t, cfg, bk),
@@ -133,17 +133,25 @@ def _resolve_lm(name: str) -> str:
     return name
 
 
-def _load_lm(name, grad_ckpt, seed):
+def _load_lm(name, grad_ckpt, seed, head_init=None):
     from .models import load_causal_lm_reward
 
-    return load_causal_lm_reward(_resolve_lm(name), gradient_checkpointing=grad_ckpt, seed=seed)
+    return load_causal_lm_reward(_resolve_lm(name), gradient_checkpointing=grad_ckpt, seed=seed,
+                                 head_init=head_init or "default")
+
+
+def _objective(cfg, name, buffer_size=None):
+    """A fresh objective; as released under ``protocol="release"`` (``gpt2-hh``)."""
+    if hasattr(cfg, "objective"):
+        return cfg.objective(name, buffer_size)
+    return new_objective(name, buffer_size)
 
 
 def _train_lm(model, tok, ds, targets, objective, m, cfg, bk, seed):
     from .training import train_reward_model
 
     buf = m["batch_size"] if m["micro_batch_size"] < m["batch_size"] else None
-    obj = new_objective(objective, buf)
+    obj = _objective(cfg, objective, buf)
     if buf is not None:
         # Teacher-quantile objectives (Quan_CACE_k) need a quantile sample before their
         # first microbatch: the teacher's labels are known in advance, so seed the buffer
@@ -156,7 +164,9 @@ def _train_lm(model, tok, ds, targets, objective, m, cfg, bk, seed):
             model, tok, ds.text_a, ds.text_b, targets, obj,
             lr=m["lr"], batch_size=m["batch_size"], micro_batch_size=m["micro_batch_size"],
             epochs=m["epochs"], max_length=m["max_length"], device=cfg["device"],
-            bf16=_bf16(m), seed=seed, progress=bk.progress)
+            bf16=_bf16(m), seed=seed, progress=bk.progress,
+            order=m.get("order") or "reshuffle", lr_schedule=m.get("lr_schedule") or "constant",
+            dropout=m.get("dropout", True))
 
 
 def _predict_lm(model, tok, ds, m, cfg, bk):
@@ -211,12 +221,13 @@ def _train_strong(bk: Backend, split: str, targets, objective: str, l2: float, s
 
         torch.manual_seed(seed)
         head = PairHead(ea.shape[1], st["kind"], st["hidden"])
-        head = train_head(head, ea, eb, targets, new_objective(objective), l2=l2,
+        head = train_head(head, ea, eb, targets, _objective(cfg, objective), l2=l2,
                           epochs=st["epochs"], lr=st["lr"], batch_size=st["batch_size"],
                           seed=seed)
         ta, tb = bk.embeddings("test")
         return head_logits(head, ta, tb)
-    model, tok = _load_lm(st["model"], bool(st.get("gradient_checkpointing")), seed=seed)
+    model, tok = _load_lm(st["model"], bool(st.get("gradient_checkpointing")), seed=seed,
+                          head_init=st.get("head_init"))
     _train_lm(model, tok, bk.data[split], targets, objective, st, cfg, bk, seed=seed)
     return _predict_lm(model, tok, bk.data["test"], st, cfg, bk)
 
