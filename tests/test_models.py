@@ -142,22 +142,28 @@ def test_last_token_reward_ignores_left_padding(tiny):
 
 
 def test_fast_loop_matches_paper_loop(tiny, pairs):
-    """Dynamic-padding microbatches compute the same update as minibatch-1 accumulation."""
+    """Dynamic-padding microbatches compute the same update as minibatch-1 accumulation.
+
+    In float64: in float32, Adam turns rounding noise into full steps of size ``lr`` for
+    the parameters whose exact gradient is zero (the final layer norm's bias cancels in
+    ``r(a) - r(b)``), so only a tolerance of the order of ``lr`` would hold there."""
     ds = pairs["train_w2s"]
     y = np.linspace(0.1, 0.9, len(ds))
     kw = dict(lr=1e-3, batch_size=8, epochs=1, max_length=48, seed=3, progress=False)
     m1, tok = M.load_causal_lm_reward(tiny, seed=0)
     m2, _ = M.load_causal_lm_reward(tiny, seed=0)
+    m1.double()
+    m2.double()
     s1 = T.train_reward_model(m1, tok, ds.text_a, ds.text_b, y, get_objective("bce"),
                               micro_batch_size=4, **kw)
     s2 = T.train_reward_model_paper(m2, tok, ds.text_a, ds.text_b, y, get_objective("bce"), **kw)
     assert s1["steps"] == s2["steps"] == 2 and s1["pairs"] == s2["pairs"] == len(ds)
     assert s1["tokens"] >= s2["tokens"]  # padding is the only extra work
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
-        torch.testing.assert_close(p1, p2, atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(p1, p2, atol=1e-9, rtol=1e-9)
     z1 = T.reward_logits(m1, tok, ds.text_a, ds.text_b, max_length=48, progress=False)
     z2 = T.reward_logits(m2, tok, ds.text_a, ds.text_b, max_length=48, batch_size=1, progress=False)
-    np.testing.assert_allclose(z1, z2, atol=1e-4)
+    np.testing.assert_allclose(z1, z2, atol=1e-9)
 
 
 def test_gradient_checkpointing_option(tiny, pairs):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,12 +24,13 @@ from .._common import check_int, non_negative, positive, positive_int
 from .data import HH_ROWS, SPLITS
 from .presets import PRESET_TABLE
 
+if TYPE_CHECKING:
+    from .finetune import CeilingConfig
+
 __all__ = [
     "Sizes",
     "TeacherConfig",
     "StrongConfig",
-    "FinetuneConfig",
-    "CeilingConfig",
     "ExperimentConfig",
     "Preset",
     "PRESETS",
@@ -192,63 +194,6 @@ class StrongConfig(_Trained):
             positive_int(getattr(self, k), f"strong.{k}")
 
 
-@dataclass(frozen=True, kw_only=True)
-class FinetuneConfig(_Section):
-    """The strong model of the ``finetune`` back-end (issue 12): the whole encoder
-    ``model`` and a bias-free head trained end to end
-    (:mod:`~w2sg_utils.experiments.finetune`); ``head_lr`` is the head's learning
-    rate, ``l2`` its penalty, ``dtype`` ``float32`` or (CUDA) ``bfloat16``. Every field
-    is part of the run id, ``num_threads`` ``None`` included (torch's default)."""
-
-    model: str
-    max_length: int
-    lr: float
-    head_lr: float
-    batch_size: int
-    micro_batch_size: int
-    epochs: int
-    l2: float
-    dtype: str
-    num_threads: int | None = None
-
-    def _keys(self) -> list[str]:
-        return [f.name for f in fields(self)]
-
-    def __post_init__(self):
-        _model_name(self.model, "strong.model")
-        for k in ("lr", "head_lr"):
-            positive(getattr(self, k), f"strong.{k}")
-        non_negative(self.l2, "strong.l2")
-        for k in ("max_length", "batch_size", "micro_batch_size", "epochs"):
-            positive_int(getattr(self, k), f"strong.{k}")
-        if self.num_threads is not None:
-            positive_int(self.num_threads, "strong.num_threads")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"strong.dtype: 'float32' or 'bfloat16', got {self.dtype!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class CeilingConfig(_Section):
-    """A ceiling apart from the strong model (``minilm-finetune``): a head (``kind``,
-    ``hidden``) on frozen ``encoder`` embeddings, trained on the true labels."""
-
-    encoder: str
-    max_length: int
-    kind: str
-    hidden: int
-    epochs: int
-    lr: float
-    batch_size: int
-
-    def __post_init__(self):
-        _model_name(self.encoder, "ceiling.encoder")
-        if self.kind not in ("linear", "mlp"):
-            raise ValueError(f"ceiling.kind: 'linear' or 'mlp', got {self.kind!r}")
-        for k in ("max_length", "hidden", "epochs", "batch_size"):
-            positive_int(getattr(self, k), f"ceiling.{k}")
-        positive(self.lr, "ceiling.lr")
-
-
 @dataclass(frozen=True)
 class ExperimentConfig(_Section):
     """A whole sweep (claim C9); see :func:`make_config` and :data:`PRESETS`.
@@ -346,6 +291,8 @@ class ExperimentConfig(_Section):
                 raise ValueError(f"{k}: must give exactly the splits {SPLITS}, got {d.get(k)!r}")
             d[k] = Sizes(**d[k])
         d["teacher"] = TeacherConfig(**d["teacher"])
+        from .finetune import CeilingConfig, FinetuneConfig
+
         strong = FinetuneConfig if d.get("backend") == "finetune" else StrongConfig
         d["strong"] = strong(**d["strong"])
         if d.get("ceiling") is not None:

