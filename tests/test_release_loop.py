@@ -157,3 +157,29 @@ def test_release_order_spans_epochs():
         T._check_protocol("release", "linear", True, 10, 4, 1)
     with pytest.raises(ValueError, match="batch_size"):
         T._check_protocol("release", "cosine", False, 3, 4, 1)
+
+
+def test_gpt2_preset_is_the_released_protocol(monkeypatch, capsys):
+    """``gpt2-hh`` trains as released, builds its objectives with ``release_objective``,
+    and ``w2sg presets`` names each remaining difference (issue 12)."""
+    from w2sg_utils import experiments as E
+    from w2sg_utils.experiments import cli
+    from w2sg_utils.experiments.presets import RELEASE_DIFFERENCES
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cfg = E.make_config("gpt2-hh")
+    for m, epochs in ((cfg.teacher, 1), (cfg.strong, 2)):
+        assert (m.dropout, m.order, m.lr_schedule, m.head_init, m.bf16, m.epochs) == (
+            False, "release", "cosine", "default", False, epochs)
+        assert (m.lr, m.batch_size, m.max_length) == (1e-5, 32, 1024)
+    for name in cfg.objectives:
+        ours, released = cfg.objective(name), release_objective(name)
+        assert type(ours) is type(released) and vars(ours).keys() == vars(released).keys()
+        assert all(str(vars(ours)[k]) == str(vars(released)[k]) for k in vars(ours)
+                   if not k.startswith("_"))
+    with pytest.raises(ValueError, match="not an objective of the released code"):
+        E.make_config("gpt2-hh", objectives=["bce", "window"])
+    assert cli.main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("differs from the release") == len(RELEASE_DIFFERENCES["gpt2-hh"]) >= 4
+    assert "(ids != 0).sum() - 1" in out
