@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from _timing import best_times  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from w2sg_utils.experiments.data import load_hh_helpful  # noqa: E402
 from w2sg_utils.experiments.finetune import load_encoder_reward  # noqa: E402
@@ -45,16 +46,15 @@ def main() -> None:
     pre = tokenize_pairs(tok, ds.text_a, ds.text_b, args.max_length)
     kw = dict(lr=5e-5, batch_size=args.batch, epochs=1, max_length=args.max_length,
               device=args.device, seed=0, progress=False, pretokenized=pre)
-    best = {"minibatch-1": np.inf, "microbatched": np.inf}
-    for _ in range(args.repeats):
-        for name, micro in (("minibatch-1", 1), ("microbatched", args.micro)):
+    def setup(micro):
+        def prepare():
             model, _ = load_encoder_reward(max_length=args.max_length, seed=0)
-            t0 = time.perf_counter()
-            train_reward_model(model, tok, ds.text_a, ds.text_b, y, get_objective("bce"),
-                               micro_batch_size=micro, **kw)
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            best[name] = min(best[name], time.perf_counter() - t0)
+            return lambda: train_reward_model(model, tok, ds.text_a, ds.text_b, y,
+                                              get_objective("bce"), micro_batch_size=micro, **kw)
+        return prepare
+
+    best = best_times({"minibatch-1": setup(1), "microbatched": setup(args.micro)},
+                      args.repeats, args.device)
     n_tok = sum(len(a) + len(b) for a, b in zip(*pre))
     print(f"all-MiniLM-L6-v2 fine-tuned end to end, {len(ds)} pairs, {n_tok} tokens, max "
           f"length {args.max_length}, batch {args.batch}, device {args.device}, "

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 
 import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from _timing import best_times  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from w2sg_utils.experiments.data import load_hh_helpful  # noqa: E402
 from w2sg_utils.experiments.models import build_tiny_gpt2, load_causal_lm_reward  # noqa: E402
@@ -52,20 +53,16 @@ def main() -> None:
         pre = tokenize_pairs(tok, ds.text_a, ds.text_b, args.max_length)
         kw = dict(lr=1e-5, batch_size=32, epochs=1, max_length=args.max_length,
                   device=args.device, seed=0, progress=False, pretokenized=pre)
-        best = {"fast": np.inf, "paper": np.inf}
-        for _ in range(args.repeats):
-            for name in ("paper", "fast"):
+        def setup(loop, **extra):
+            def prepare():
                 model, _ = load_causal_lm_reward(str(path), seed=0)
-                t0 = time.perf_counter()
-                if name == "fast":
-                    train_reward_model(model, tok, ds.text_a, ds.text_b, y,
-                                            get_objective("bce"), micro_batch_size=args.micro, **kw)
-                else:
-                    train_reward_model_paper(model, tok, ds.text_a, ds.text_b, y,
-                                                  get_objective("bce"), **kw)
-                if args.device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                best[name] = min(best[name], time.perf_counter() - t0)
+                return lambda: loop(model, tok, ds.text_a, ds.text_b, y, get_objective("bce"),
+                                    **extra, **kw)
+            return prepare
+
+        best = best_times({"paper": setup(train_reward_model_paper),
+                           "fast": setup(train_reward_model, micro_batch_size=args.micro)},
+                          args.repeats, args.device)
         n_tok = sum(len(a) + len(b) for a, b in zip(*pre))
     print(f"tiny GPT-2 ({args.n_layer} layers, width {args.n_embd}), {len(ds)} pairs, "
           f"{n_tok} tokens, max length {args.max_length}, device {args.device}, "

@@ -3,8 +3,6 @@ one-at-a-time models, disjoint draws, the runner on both backends (claims C4, C9
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
@@ -17,17 +15,7 @@ from w2sg_utils.experiments.plan import spec_seed
 from w2sg_utils.experiments.training import head_logits, train_head
 from w2sg_utils.losses import get_objective
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_cache(tmp_path_factory):
-    old = os.environ.get("W2SG_CACHE")
-    os.environ["W2SG_CACHE"] = str(tmp_path_factory.mktemp("w2sg_cache"))
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    yield
-    if old is None:
-        os.environ.pop("W2SG_CACHE", None)
-    else:
-        os.environ["W2SG_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("isolated_w2sg_cache")
 
 
 @pytest.fixture(scope="module")

@@ -28,16 +28,7 @@ CLI_SMALL = ["--n-train-gt", "60", "--n-train-w2s", "40", "--n-test", "40", "--s
              "--ensemble-size", "2", "--no-progress"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_cache(tmp_path_factory):
-    old = os.environ.get("W2SG_CACHE")
-    os.environ["W2SG_CACHE"] = str(tmp_path_factory.mktemp("w2sg_cache"))
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    yield
-    if old is None:
-        os.environ.pop("W2SG_CACHE", None)
-    else:
-        os.environ["W2SG_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("isolated_w2sg_cache")
 
 
 # ------------------------------------------------------------------ config and hashing
