@@ -7,7 +7,7 @@ the same code cell, so that nothing is recorded when the check fails):
 
     from w2sg_utils.ledger import record
 
-    record("C1", "lem-bias-variance", "ch01-mc-decomposition", "passed",
+    record("C1", "lem-bias-variance", "ch01-mc-decomposition", "test",
            number=f"max |z| = {max_z:.2f}",
            text="Monte Carlo E D(Y, V) = noise + bias + variance, five divergences")
 
@@ -20,9 +20,17 @@ Arguments, all checked (``ValueError`` naming the argument):
 - ``check``: an id for this check, unique in the whole book (``chNN-what``); the build
   puts the anchor ``#check-<id>`` on the cell that made the record, and the ledger links
   to it.
-- ``status``: ``"passed"`` (asserted, and the assertion held), ``"measured"`` (measured
-  and reported, not asserted) or ``"not available"`` (the exact statement of the paper is
-  not available; we checked our own formalization).
+- ``status``, one of :data:`STATUSES`: ``"identity"`` (exact algebra, asserted to
+  rounding), ``"cross-check"`` (an implementation checked against another, asserted),
+  ``"test"`` (a statistical test of a claim on sampled data, asserted, with its power
+  measured against named wrong alternatives: pass ``power``), ``"measured"`` (measured
+  and reported, no prediction asserted), ``"not reproduced"`` (measured, and the result
+  goes against the claim) or ``"not available"`` (the exact statement of the paper is
+  not available; we checked our own formalization). A record of an asserted status
+  (:data:`ASSERTED`) must come after an ``assert`` in its cell (tests check this).
+- ``power``: ``"test"`` records only: ``{alternative: measured power}`` for at least
+  two wrong alternatives (e.g. ``{"eps = 0": 1.0, "-eps": 0.99}``), each the rate at
+  which the chapter's own check rejects that alternative at the chapter's settings.
 - ``number``: the key number measured (a float, printed with 4 significant digits, or a
   short string such as ``"gain 0.031 nats"``).
 - ``text``: one short sentence saying what was checked (at most 160 characters).
@@ -45,7 +53,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-__all__ = ["CLAIMS", "STATUSES", "Record", "record", "make_record", "to_html", "parse_html",
+__all__ = ["CLAIMS", "STATUSES", "ASSERTED", "MIN_POWER", "Record", "record", "make_record", "to_html", "parse_html",
            "statement_links", "reference_entry"]
 
 # Short titles of the claims; the claims page (book/claims.md) states each in full.
@@ -63,10 +71,17 @@ CLAIMS = {
 
 # status keyword -> what the ledger prints
 STATUSES = {
-    "passed": "passed",
-    "measured": "measured (not asserted)",
+    "identity": "identity (exact algebra, asserted)",
+    "cross-check": "implementation cross-check (asserted)",
+    "test": "statistical test (asserted, power measured)",
+    "measured": "measured (no prediction asserted)",
+    "not reproduced": "not reproduced (measured against the claim)",
     "not available": "exact statement not available",
 }
+# statuses whose record must follow an assertion in the same cell
+ASSERTED = ("identity", "cross-check", "test")
+MIN_POWER = 0.95  # a "test" row must reject each named wrong alternative this often
+
 
 MARKER = "data-w2sg-ledger"
 _STATEMENT_REF = re.compile(r"\{(?:prf:ref|ref)\}`[^`]+`")
@@ -87,6 +102,7 @@ class Record:
     status: str
     number: str
     text: str
+    power: tuple = ()  # ((alternative, measured power), ...): "test" rows only
 
     @property
     def status_text(self) -> str:
@@ -110,7 +126,27 @@ def _format_number(number) -> str:
     return f"{value:.4g}"
 
 
-def make_record(claim, statement, check, status, number, text) -> Record:
+def _check_power(status, power) -> tuple:
+    if status != "test":
+        if power:
+            raise ValueError(f"power: only a 'test' record carries power, got {power!r}")
+        return ()
+    items = list(dict(power).items()) if power else []
+    if len(items) < 2:
+        raise ValueError("power: a 'test' record names at least two wrong alternatives "
+                         f"with their measured power, got {power!r}")
+    out = []
+    for name, value in items:
+        if not isinstance(name, str) or not name.strip() or len(name) > 40:
+            raise ValueError(f"power: alternative names are short strings, got {name!r}")
+        value = float(value)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"power: a probability in [0, 1], got {value!r} for {name!r}")
+        out.append((name.strip(), round(value, 4)))
+    return tuple(out)
+
+
+def make_record(claim, statement, check, status, number, text, power=None) -> Record:
     """Validate the arguments of :func:`record` and return the :class:`Record`."""
     if claim not in CLAIMS:
         raise ValueError(f"claim: one of {', '.join(CLAIMS)}, got {claim!r}")
@@ -122,7 +158,9 @@ def make_record(claim, statement, check, status, number, text) -> Record:
         raise ValueError(f"status: one of {', '.join(map(repr, STATUSES))}, got {status!r}")
     if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
         raise ValueError(f"text: one sentence of at most {MAX_TEXT} characters, got {text!r}")
-    return Record(claim, statement, check, status, _format_number(number), " ".join(text.split()))
+    pw = _check_power(status, power)
+    return Record(claim, statement, check, status, _format_number(number),
+                  " ".join(text.split()), pw)
 
 
 def to_html(rec: Record) -> str:
@@ -141,18 +179,20 @@ def parse_html(text: str) -> list[Record]:
     out = []
     for payload in _RECORD_HTML.findall(text):
         fields = json.loads(html.unescape(payload))
+        fields["power"] = [tuple(p) for p in fields.get("power") or ()]
         out.append(make_record(**fields))
     return out
 
 
-def record(claim: str, statement: str, check: str, status: str, number, text: str) -> None:
+def record(claim: str, statement: str, check: str, status: str, number, text: str,
+           power=None) -> None:
     """Record one check's outcome in the claims ledger (see the module docstring).
 
     Validates the arguments, then displays the record as this cell's output (HTML for
     the book, plain text elsewhere). Returns nothing, so that a call at the end of a cell
     adds no ``Out[]`` line; :func:`make_record` builds the same record without display.
     """
-    rec = make_record(claim, statement, check, status, number, text)
+    rec = make_record(claim, statement, check, status, number, text, power)
     plain = f"ledger: {rec.claim} {rec.statement} {rec.check} [{rec.status_text}] {rec.number}"
     from IPython import get_ipython
     from IPython.display import display
