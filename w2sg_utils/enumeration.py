@@ -13,7 +13,7 @@ import numpy as np
 
 from ._common import sample_weights
 from .divergences import as_float, get_divergence
-from .misfit import _group_dual_means
+from .misfit import group_dual_means
 
 __all__ = ["enumerate_iid", "bregman_quantizer", "MAX_OUTCOMES"]
 
@@ -76,5 +76,5 @@ def bregman_quantizer(
         if np.array_equal(new, cells):
             break
         cells = new
-        codebook = _group_dual_means(div, v[support], cells[support], ws)
+        codebook = group_dual_means(div, v[support], cells[support], ws)
     return cells, codebook

@@ -38,6 +38,7 @@ __all__ = [
     "misfit",
     "cross_term",
     "posterior_mean_teacher",
+    "group_dual_means",
     "dual_mean_ensembles",
     "project_onto_span",
     "MisfitTheorem",
@@ -126,11 +127,27 @@ def posterior_mean_teacher(divergence, f_w, groups, draw_weights=None) -> np.nda
     w = sample_weights(draw_weights, m, "draw_weights")
     _, inv = np.unique(groups, return_inverse=True)
     inv = inv.reshape(-1)
-    return _group_dual_means(div, f_w, inv, w)[inv]
+    return group_dual_means(div, f_w, inv, w)[inv]
 
 
-def _group_dual_means(div: BregmanDivergence, f_w: np.ndarray, inv: np.ndarray, w: np.ndarray):
-    """Dual mean of ``f_w`` within each group ``0..max(inv)``, weighted by ``w``."""
+def group_dual_means(divergence, f_w, inv, w) -> np.ndarray:
+    """Dual mean of ``f_w`` within each group ``0..max(inv)``, weighted by ``w`` (claim C4).
+
+    ``inv`` (length ``m``) holds each draw's group as an integer ``0..G-1``; ``w``
+    (length ``m``) the draws' weights. Returns ``(G, ...)``: per group,
+    ``grad_phi^{-1}(sum_j w_j grad phi(f_w[j]) / sum_j w_j)``. Used by
+    :func:`posterior_mean_teacher` and by the quantizer of :mod:`w2sg_utils.enumeration`.
+
+    Statement: {prf:ref}`def-posterior-mean-teacher`.
+    """
+    div = get_divergence(divergence)
+    f_w = np.asarray(f_w, dtype=np.float64)
+    inv = np.asarray(inv)
+    w = np.asarray(w, dtype=np.float64)
+    if inv.shape != f_w.shape[:1] or not np.issubdtype(inv.dtype, np.integer) or inv.min() < 0:
+        raise ValueError(f"inv: expected non-negative integer groups of shape {f_w.shape[:1]}")
+    if w.shape != inv.shape:
+        raise ValueError(f"w: expected shape {inv.shape}, got {w.shape}")
     g = div.raw_grad(f_w)
     if not np.isfinite(g).all():
         raise ValueError("f_w: dual coordinates grad phi(f_w) must be finite (e.g. no zero probabilities)")
