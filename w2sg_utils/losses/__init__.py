@@ -108,15 +108,23 @@ compared with the released formula, written out, in ``tests/test_release_protoco
 from __future__ import annotations
 
 from .auxiliary import AuxConfidence, EntropyLoss, LogConf, ProductLoss, WindowLoss
-from .base import DEFAULT_EPS, OBJECTIVE_FAMILIES, OBJECTIVE_NAMES, Objective, smooth_labels
+from .base import DEFAULT_EPS, Objective, smooth_labels
 from .gradients import forward_ce_grad, kl_grad, reverse_ce_grad, reverse_kl_grad
 from .objectives import CACE, ForwardCE, ForwardKL, QuanCACE, ReverseCE, ReverseKL, SymmetricLoss
-from .registry import RELEASED_OBJECTIVES, get_objective, release_objective
+from .registry import (
+    OBJECTIVE_FAMILIES,
+    OBJECTIVE_NAMES,
+    OBJECTIVES,
+    RELEASED_OBJECTIVES,
+    get_objective,
+    release_objective,
+)
 
 __all__ = [
     "DEFAULT_EPS",
     "OBJECTIVE_NAMES",
     "OBJECTIVE_FAMILIES",
+    "OBJECTIVES",
     "Objective",
     "get_objective",
     "release_objective",

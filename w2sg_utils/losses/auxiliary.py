@@ -34,6 +34,10 @@ class AuxConfidence(Objective):
 
     name = "aux"
     options = ("aux_coef", "warmup_frac", "buffer_size", "group_size")
+    aliases = ()
+    summary = "Burns et al. auxiliary confidence loss (batch-quantile hardening)"
+    example = "aux"
+    released = {"group_size": 1, "aux_coef": 0.5, "warmup_frac": 0.2}
     _default_warmup = 0.2
     _cls = 1  # the class whose probability is thresholded
 
@@ -118,6 +122,10 @@ class LogConf(AuxConfidence):
     """
 
     name = "logconf"
+    aliases = ()
+    summary = "aux as in the OpenAI weak-to-strong code"
+    example = "logconf"
+    released = None
     _default_warmup = 0.1
     _cls = 0
 
@@ -139,6 +147,10 @@ class ProductLoss(Objective):
 
     name = "product"
     options = ("alpha", "beta")
+    aliases = ()
+    summary = "CE to the normalised product y^alpha p^beta (OpenAI code)"
+    example = "product"
+    released = None
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, **kw):
         super().__init__(**kw)
@@ -169,6 +181,10 @@ class EntropyLoss(Objective):
 
     name = "entropy"
     options = ("aux_coef", "warmup_frac", "detach")
+    aliases = ()
+    summary = "CE to (1 - w) y + w p (EleutherAI w2s)"
+    example = "entropy"
+    released = None
 
     def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.1, detach: bool = True,
                  **kw):
@@ -199,6 +215,10 @@ class WindowLoss(Objective):
 
     name = "window"
     options = ("radius",)
+    aliases = ()
+    summary = "CE on examples where the student is uncertain (EleutherAI w2s)"
+    example = "window"
+    released = None
 
     def __init__(self, radius: float = 0.15, **kw):
         super().__init__(**kw)

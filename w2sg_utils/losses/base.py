@@ -15,37 +15,8 @@ from .._common import check_real
 DEFAULT_EPS = 1e-3
 """Default label smoothing of the reverse terms (see the module docstring)."""
 
-OBJECTIVE_NAMES = [
-    "bce",
-    "reverse_bce",
-    "kl",
-    "reverse_kl",
-    "CACE_0.1",
-    "Quan_CACE_5",
-    "SL_a1_b0.1",
-    "aux",
-    "logconf",
-    "product",
-    "entropy",
-    "window",
-]
-"""One example name per objective (families take their parameter in the name)."""
-
-OBJECTIVE_FAMILIES = {
-    "bce": "forward cross-entropy CE(y, p) (aliases: ce, xent, forward_ce)",
-    "reverse_bce": "reverse cross-entropy RCE(p, y_eps) (aliases: rce, reverse_ce)",
-    "kl": "forward KL(y || p) (class_mean=True: divided by K, as released)",
-    "reverse_kl": "reverse KL(p || y_eps) (class_mean=True: divided by K, as released)",
-    "CACE_<c>": "CE where conf(y) >= c, RCE elsewhere; c in [0, 1], e.g. CACE_0.1",
-    "Quan_CACE_<k>": "CACE with c the k-th decile of conf(y) over the training labels (fit); "
-                     "integer k in 0..10, e.g. Quan_CACE_5; scope='batch': per batch",
-    "SL_a<alpha>_b<beta>": "alpha CE + beta RCE; alpha, beta >= 0, e.g. SL_a1_b0.1",
-    "aux": "Burns et al. auxiliary confidence loss (batch-quantile hardening)",
-    "logconf": "aux as in the OpenAI weak-to-strong code",
-    "product": "CE to the normalised product y^alpha p^beta (OpenAI code)",
-    "entropy": "CE to (1 - w) y + w p (EleutherAI w2s)",
-    "window": "CE on examples where the student is uncertain (EleutherAI w2s)",
-}
+NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+"""Regular expression of a number written in an objective's name (``CACE_0.1``, ``SL_a1_b1e-2``)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -91,6 +62,28 @@ class Objective:
     name: str = "abstract"
     #: keyword options accepted by :func:`get_objective` for this objective
     options: tuple[str, ...] = ()
+
+    # -- the objective table (read by :mod:`.registry`; every registered class sets
+    # -- its own ``summary``, ``example``, ``aliases`` and ``released``) ---------------
+    #: other names accepted by :func:`get_objective` (lowercase)
+    aliases: tuple[str, ...] = ()
+    #: one line for ``OBJECTIVE_FAMILIES`` and the error messages
+    summary: str = ""
+    #: one valid name (``OBJECTIVE_NAMES``, ``w2sg objectives``, the sweeps' default)
+    example: str = ""
+    #: options the released reward loop sets besides ``eps = 0`` (``release_objective``);
+    #: ``None``: not an objective of the release
+    released: dict | None = None
+    #: families only (parameters written in the name, e.g. ``CACE_<c>``): the family's
+    #: lowercase key, its listed form, the parameters in the name, a case-insensitive
+    #: regular expression of the name with one named group per parameter, the
+    #: parameters' type, and the form of the name for error messages
+    family: str = ""
+    label: str = ""
+    params: tuple[str, ...] = ()
+    pattern: str = ""
+    param_type: type = float
+    hint: str = ""
 
     def __init__(self, reduction: str = "mean", validate: bool = True):
         if reduction not in ("mean", "sum", "none"):

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from .._common import check_int, check_real
 from .base import (
     DEFAULT_EPS,
+    NUMBER,
     Objective,
     _confidence,
     _entropy_labels,
@@ -33,6 +34,10 @@ class ForwardCE(Objective):
     """
 
     name = "bce"
+    aliases = ("ce", "xent", "forward_ce")
+    summary = "forward cross-entropy CE(y, p) (aliases: ce, xent, forward_ce)"
+    example = "bce"
+    released = {}
 
     def _per_example(self, z, y, binary, progress):
         return _forward_ce(F.log_softmax(z, dim=-1), y)
@@ -48,6 +53,10 @@ class ReverseCE(_SmoothedLabels):
     """
 
     name = "reverse_bce"
+    aliases = ("rce", "reverse_ce")
+    summary = "reverse cross-entropy RCE(p, y_eps) (aliases: rce, reverse_ce)"
+    example = "reverse_bce"
+    released = {}
     def _per_example(self, z, y, binary, progress):
         return _reverse_ce(torch.softmax(z, dim=-1), _log_smoothed(y, self.eps, None, self.name))
 
@@ -77,6 +86,10 @@ class ForwardKL(_ClassMean, Objective):
 
     name = "kl"
     options = ("class_mean",)
+    aliases = ()
+    summary = "forward KL(y || p) (class_mean=True: divided by K, as released)"
+    example = "kl"
+    released = {"class_mean": True}
 
     def __init__(self, class_mean: bool = False, **kw):
         super().__init__(**kw)
@@ -97,6 +110,10 @@ class ReverseKL(_ClassMean, _SmoothedLabels):
 
     name = "reverse_kl"
     options = ("eps", "class_mean")
+    aliases = ()
+    summary = "reverse KL(p || y_eps) (class_mean=True: divided by K, as released)"
+    example = "reverse_kl"
+    released = {"class_mean": True}
 
     def __init__(self, eps: float = DEFAULT_EPS, class_mean: bool = False, **kw):
         super().__init__(eps=eps, **kw)
@@ -119,6 +136,14 @@ class CACE(Objective):
     """
 
     options = ("eps",)
+    aliases = ()
+    summary = "CE where conf(y) >= c, RCE elsewhere; c in [0, 1], e.g. CACE_0.1"
+    example = "CACE_0.1"
+    released = {}
+    family, label, params = "cace", "CACE_<c>", ("c",)
+    pattern = rf"cace_(?P<c>{NUMBER})"
+    param_type = float
+    hint = "CACE_<c> with c a number in [0, 1], e.g. CACE_0.1"
 
     def __init__(self, c: float, eps: float = DEFAULT_EPS, **kw):
         super().__init__(**kw)
@@ -154,6 +179,15 @@ class QuanCACE(CACE):
     """
 
     options = ("eps", "scope", "buffer_size")
+    aliases = ()
+    summary = ("CACE with c the k-th decile of conf(y) over the training labels (fit); "
+               "integer k in 0..10, e.g. Quan_CACE_5; scope='batch': per batch")
+    example = "Quan_CACE_5"
+    released = {"scope": "train"}
+    family, label, params = "quan_cace", "Quan_CACE_<k>", ("k",)
+    pattern = r"quan_cace_(?P<k>\d+)"
+    param_type = int
+    hint = "Quan_CACE_<k> with k an integer in 0..10, e.g. Quan_CACE_5"
 
     def __init__(self, k: int, eps: float = DEFAULT_EPS, scope: str = "train",
                  buffer_size: int = 0, **kw):
@@ -224,6 +258,14 @@ class SymmetricLoss(Objective):
     """
 
     options = ("eps",)
+    aliases = ()
+    summary = "alpha CE + beta RCE; alpha, beta >= 0, e.g. SL_a1_b0.1"
+    example = "SL_a1_b0.1"
+    released = {}
+    family, label, params = "sl", "SL_a<alpha>_b<beta>", ("alpha", "beta")
+    pattern = rf"sl_a(?P<alpha>{NUMBER})_b(?P<beta>{NUMBER})"
+    param_type = float
+    hint = "SL_a<alpha>_b<beta> with alpha, beta >= 0, e.g. SL_a1_b0.1"
 
     def __init__(self, alpha: float, beta: float, eps: float = DEFAULT_EPS, **kw):
         super().__init__(**kw)

@@ -1,49 +1,57 @@
-"""The objective registry :func:`get_objective`: names, aliases and families
-(claims C7-C9, Chapter 4)."""
+"""The objective table and registry :func:`get_objective` (claims C7-C9, Chapter 4).
+
+Every objective declares its own row of the table as class attributes (``name`` or,
+for a family, ``family``/``label``/``params``/``pattern``; ``aliases``, ``summary``,
+``example``, ``released``; see :class:`~w2sg_utils.losses.base.Objective`). The one
+list :data:`OBJECTIVES` registers them; the name lookup, :data:`OBJECTIVE_NAMES`,
+:data:`OBJECTIVE_FAMILIES`, :data:`RELEASED_OBJECTIVES` and the error messages are
+derived from it. Adding an objective is one class and one line here.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from .auxiliary import AuxConfidence, EntropyLoss, LogConf, ProductLoss, WindowLoss
-from .base import OBJECTIVE_FAMILIES, Objective
+from .base import NUMBER, Objective
 from .objectives import CACE, ForwardCE, ForwardKL, QuanCACE, ReverseCE, ReverseKL, SymmetricLoss
 
-_ALIASES = {
-    "bce": "bce",
-    "ce": "bce",
-    "xent": "bce",
-    "forward_ce": "bce",
-    "reverse_bce": "reverse_bce",
-    "rce": "reverse_bce",
-    "reverse_ce": "reverse_bce",
-    "kl": "kl",
-    "reverse_kl": "reverse_kl",
-    "aux": "aux",
-    "logconf": "logconf",
-    "product": "product",
-    "entropy": "entropy",
-    "window": "window",
-}
+OBJECTIVES: tuple[type[Objective], ...] = (
+    ForwardCE, ReverseCE, ForwardKL, ReverseKL, CACE, QuanCACE, SymmetricLoss,
+    AuxConfidence, LogConf, ProductLoss, EntropyLoss, WindowLoss,
+)
+"""The registered objective classes, in the order of the listings."""
 
-_NUM = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_RE_CACE = re.compile(rf"^cace_(?P<c>{_NUM})$", re.IGNORECASE)
-_RE_QUAN = re.compile(r"^quan_cace_(?P<k>\d+)$", re.IGNORECASE)
-_RE_SL = re.compile(rf"^sl_a(?P<a>{_NUM})_b(?P<b>{_NUM})$", re.IGNORECASE)
+TABLE_FIELDS = ("aliases", "summary", "example", "released")
+"""The row of the table every registered class declares itself (tested)."""
 
 
-_SIMPLE: dict[str, Callable[..., Objective]] = {
-    "bce": ForwardCE,
-    "reverse_bce": ReverseCE,
-    "kl": ForwardKL,
-    "reverse_kl": ReverseKL,
-    "aux": AuxConfidence,
-    "logconf": LogConf,
-    "product": ProductLoss,
-    "entropy": EntropyLoss,
-    "window": WindowLoss,
-}
+def build_tables(classes):
+    """The lookups ``(names and aliases -> class, family key -> class)`` of ``classes``,
+    all lowercase; a name taken twice raises ``ValueError`` (claims C7-C9)."""
+    simple: dict[str, type[Objective]] = {}
+    families: dict[str, type[Objective]] = {}
+    for cls in classes:
+        if cls.params:
+            keys, table = (cls.family,), families
+        else:
+            keys, table = (cls.name.lower(),) + tuple(cls.aliases), simple
+        for k in keys:
+            if k in simple or k in families:
+                raise ValueError(f"OBJECTIVES: the name {k!r} is taken twice")
+            table[k] = cls
+    return simple, families
+
+
+_SIMPLE, _FAMILIES = build_tables(OBJECTIVES)
+_PATTERNS = [(re.compile(rf"^{cls.pattern}$", re.IGNORECASE), cls)
+             for cls in _FAMILIES.values()]
+
+OBJECTIVE_NAMES = [cls.example for cls in OBJECTIVES]
+"""One example name per objective (families take their parameter in the name)."""
+
+OBJECTIVE_FAMILIES = {(cls.label or cls.name): cls.summary for cls in OBJECTIVES}
+"""Each objective's listed name (``CACE_<c>`` for a family) and one-line summary."""
 
 
 def _allowed(cls) -> tuple[str, ...]:
@@ -85,35 +93,31 @@ def get_objective(name: str, **options) -> Objective:
         raise ValueError(f"name: expected a string, got {type(name).__name__} {name!r}")
     key = name.strip()
     low = key.lower()
-    if low in _ALIASES:
-        cls = _SIMPLE[_ALIASES[low]]
+    if low in _SIMPLE:
+        cls = _SIMPLE[low]
         _check_options(cls, options, key)
         return cls(**options)
-    # families, with the parameter in the name or as an option
-    families = {"cace": (("c",), "CACE_<c> with c a number in [0, 1], e.g. CACE_0.1"),
-                "quan_cace": (("k",), "Quan_CACE_<k> with k an integer in 0..10, e.g. Quan_CACE_5"),
-                "sl": (("alpha", "beta"), "SL_a<alpha>_b<beta> with alpha, beta >= 0, e.g. SL_a1_b0.1")}
-    if low in families:
-        params, pattern = families[low]
-        missing = [p for p in params if p not in options]
+    # families, with the parameters in the name or as options
+    if low in _FAMILIES:
+        cls = _FAMILIES[low]
+        missing = [p for p in cls.params if p not in options]
         if missing:
             raise ValueError(
                 f"name: objective family {key!r} needs {missing} as options, or use the "
-                f"form {pattern}"
+                f"form {cls.hint}"
             )
-        given = {p: options.pop(p) for p in params}
-    elif m := _RE_CACE.match(key):
-        low, given = "cace", {"c": float(m["c"])}
-    elif m := _RE_QUAN.match(key):
-        low, given = "quan_cace", {"k": int(m["k"])}
-    elif m := _RE_SL.match(key):
-        low, given = "sl", {"alpha": float(m["a"]), "beta": float(m["b"])}
+        given = {p: options.pop(p) for p in cls.params}
     else:
-        for prefix, (_, pattern) in families.items():
-            if low.startswith(prefix + "_"):
-                raise ValueError(f"name: malformed objective name {name!r}; expected {pattern}")
-        raise _unknown(name)
-    cls = {"cace": CACE, "quan_cace": QuanCACE, "sl": SymmetricLoss}[low]
+        for regex, cls in _PATTERNS:
+            if m := regex.match(key):
+                given = {p: cls.param_type(m[p]) for p in cls.params}
+                break
+        else:
+            for fam, cls in _FAMILIES.items():
+                if low.startswith(fam + "_"):
+                    raise ValueError(
+                        f"name: malformed objective name {name!r}; expected {cls.hint}")
+            raise _unknown(name)
     dup = sorted(set(given) & set(options))
     if dup:
         raise ValueError(f"options: {dup} given both in the name {name!r} and as options")
@@ -121,13 +125,13 @@ def get_objective(name: str, **options) -> Objective:
     return cls(**given, **options)
 
 
-RELEASED_OBJECTIVES = ("bce", "reverse_bce", "kl", "reverse_kl", "CACE_<c>", "Quan_CACE_<k>",
-                       "SL_a<alpha>_b<beta>", "aux", "logconf_c<aux_coef>_w<warmup_frac>")
+_RELEASED_CLASSES = tuple(cls for cls in OBJECTIVES if cls.released is not None)
+
+RELEASED_OBJECTIVES = tuple(cls.label or cls.name for cls in _RELEASED_CLASSES) + (
+    "logconf_c<aux_coef>_w<warmup_frac>",)
 """Objective names of the released code's reward-model loop (``train_w2s.py``)."""
 
-_RE_REL_AUX = re.compile(rf"^logconf_c(?P<c>{_NUM})_w(?P<w>{_NUM})$", re.IGNORECASE)
-_RELEASED_CLASSES = (ForwardCE, ReverseCE, ForwardKL, ReverseKL, CACE, QuanCACE, SymmetricLoss,
-                     AuxConfidence)
+_RE_REL_AUX = re.compile(rf"^logconf_c(?P<c>{NUMBER})_w(?P<w>{NUMBER})$", re.IGNORECASE)
 
 
 def release_objective(name: str, **options) -> Objective:
@@ -165,13 +169,6 @@ def release_objective(name: str, **options) -> Objective:
         raise ValueError(
             f"name: {name!r} is not an objective of the released code's reward loop; the "
             f"release trains with {', '.join(RELEASED_OBJECTIVES)}")
-    release: dict = {}
-    if "eps" in cls.options:
-        release["eps"] = 0.0
-    if cls in (ForwardKL, ReverseKL):
-        release["class_mean"] = True
-    if cls is QuanCACE:
-        release["scope"] = "train"
-    if cls is AuxConfidence:
-        release |= {"group_size": 1, "aux_coef": 0.5, "warmup_frac": 0.2}
+    release: dict = {"eps": 0.0} if "eps" in cls.options else {}
+    release |= cls.released
     return get_objective(name, **(release | options))
