@@ -95,3 +95,31 @@ def test_assert_within_se_floor_is_only_rounding():
     with pytest.raises(AssertionError):
         assert_within_se(1.0, 1.0 + 1e-9, 0.0)
     assert_within_se(1.0, 1.0 + 1e-9, 0.0, floor=1e-8)
+
+
+def test_rejection_power_against_plain_formulas():
+    from scipy.stats import norm
+
+    from w2sg_utils.checks import rejection_power
+
+    assert rejection_power(0.0, 1.0) == pytest.approx(2 * norm.sf(5.0))  # the false alarm
+    assert rejection_power(5.0, 1.0) == pytest.approx(0.5, abs=1e-6)
+    assert rejection_power(-0.7, 0.1) == pytest.approx(norm.cdf(2.0) + norm.cdf(-12.0))
+    assert rejection_power(3.0, 1.0, z=2.0) == pytest.approx(norm.cdf(1.0) + norm.cdf(-5.0))
+    p1, p2 = norm.cdf(1.0) + norm.cdf(-11.0), norm.cdf(-1.0) + norm.cdf(-9.0)
+    assert rejection_power([6.0, 4.0], [1.0, 1.0]) == pytest.approx(1 - (1 - p1) * (1 - p2))
+    # simulated: the rate at which assert_within_se rejects a target off by 6 SE
+    rng = np.random.default_rng(3)
+    est = 6.0 + rng.normal(size=20_000)
+    rate = np.mean(np.abs(est) > 5.0)
+    assert rate == pytest.approx(rejection_power(6.0, 1.0), abs=0.015)
+
+
+@pytest.mark.parametrize("gaps, se, z, match", [
+    ([], 1.0, 5.0, "gaps"), (np.nan, 1.0, 5.0, "gaps"), (1.0, 0.0, 5.0, "se"),
+    (1.0, -1.0, 5.0, "se"), (1.0, 1.0, 0.0, "z")])
+def test_rejection_power_bad_input_names_the_parameter(gaps, se, z, match):
+    from w2sg_utils.checks import rejection_power
+
+    with pytest.raises(ValueError, match=f"^{match}:"):
+        rejection_power(gaps, se, z)

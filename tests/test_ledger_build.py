@@ -34,7 +34,8 @@ LEDGER = """# Ledger
 ```{claims-ledger}
 ```
 """
-CLAIMS = "# Claims\n\n" + "\n".join(f"(claim-c{i})=\n## C{i}\n\ntext\n" for i in range(1, 10))
+CLAIMS = "# Claims\n\n" + "\n".join(f"(claim-c{i})=\n## C{i}\n\nStatus: {{claim-status}}`C{i}`\n"
+                                    for i in range(1, 10))
 
 
 def _cell(source, outputs=None):
@@ -68,7 +69,7 @@ def _build(tmp_path, records):
 
 
 def _rec(**kw):
-    base = dict(claim="C1", statement="lem-tiny", check="tiny-check", status="passed",
+    base = dict(claim="C1", statement="lem-tiny", check="tiny-check", status="identity",
                 number=0.25, text="the tiny lemma holds")
     return make_record(**{**base, **kw})
 
@@ -85,12 +86,44 @@ def test_ledger_lists_the_record_with_working_links(tmp_path):
     assert 'href="chap.html#lem-tiny"' in ledger  # the statement, through sphinx-proof
     assert "A lemma" in ledger  # with its title
     assert "the tiny lemma holds" in ledger and "0.25" in ledger
-    assert "measured (not asserted)" in ledger and "gain 0.1" in ledger
+    assert "w2sg-badge-measured" in ledger and "gain 0.1" in ledger
     assert '#sec-claims-ledger"><span class="std std-ref">Table</span>' in ledger  # a section
     assert len(re.findall(r"no check recorded", ledger)) == 7  # C2-C8
-    assert "2 checks recorded by 1 executed chapter:" in ledger
+    assert "2 checks recorded by 1 executed chapter: 1 identity, 1 measured." in ledger
     assert 'href="ledger.html#sec-claims-ledger"' in chap  # the line that replaced the output
     assert "data-w2sg-ledger" not in chap
+
+
+def _text(html):
+    return " ".join(re.sub(r"<[^>]+>|¶", " ", html).split())
+
+
+def test_claims_get_a_status_derived_from_their_rows(tmp_path):
+    power = {"eps = 0": 1.0, "-eps": 0.97}
+    code, out, log = _build(tmp_path, [
+        _rec(), _rec(check="tiny-test", status="test", power=power, text="a test"),
+        _rec(claim="C2", check="tiny-two"),
+        _rec(claim="C3", check="tiny-three", status="measured"),
+        _rec(claim="C3", check="tiny-four", status="not reproduced")])
+    assert code == 0 and log == ""
+    claims = _text((out / "claims.html").read_text())
+    assert "C1 Status: tested (1 identity, 1 test)" in claims
+    assert "C2 Status: identity only (1 identity)" in claims
+    assert "C3 Status: not reproduced (1 measured, 1 not reproduced)" in claims
+    assert "C4 Status: not checked (no rows)" in claims
+    ledger = (out / "ledger.html").read_text()
+    assert 'href="ledger.html#ledger-c1"' in (out / "claims.html").read_text()
+    assert 'id="ledger-c1"' in ledger and 'id="ledger-c3"' in ledger
+    assert "min power 0.97 vs eps = 0, -eps" in _text(ledger)
+    assert "w2sg-badge-fail" not in ledger
+
+
+def test_an_underpowered_test_fails_the_strict_build_and_shows(tmp_path):
+    power = {"eps = 0": 1.0, "eps / 2": 0.5}
+    code, out, log = _build(tmp_path, [_rec(status="test", power=power)])
+    assert code != 0 and "'tiny-check' is a 'test' with min power 0.50" in log
+    assert "w2sg-badge-fail" in (out / "ledger.html").read_text()
+    assert "w2sg-badge-fail" in (out / "claims.html").read_text()
 
 
 def test_unknown_statement_label_fails_the_strict_build(tmp_path):

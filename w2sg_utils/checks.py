@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mean_and_se", "assert_within_se", "assert_close", "z_for_samples", "Z_DEFAULT"]
+__all__ = ["mean_and_se", "assert_within_se", "assert_close", "z_for_samples", "rejection_power",
+           "Z_DEFAULT"]
 
 Z_DEFAULT = 5.0
 
@@ -75,3 +76,31 @@ def assert_close(actual, expected, rtol: float = 1e-10, atol: float = 1e-12,
     if not np.allclose(actual, expected, rtol=rtol, atol=atol):
         err = np.max(np.abs(actual - expected))
         raise AssertionError(f"{what}: max abs error {err:.3g} (rtol={rtol}, atol={atol})")
+
+
+def rejection_power(gaps, se, z: float = Z_DEFAULT) -> float:
+    """Power of :func:`assert_within_se` against a wrong target: the probability that at
+    least one of the assertions ``|estimate_j - target_j| <= z * se_j`` fails when each
+    asserted target is off by ``gaps[j]`` (normal approximation, independent estimates).
+
+    With ``t_j = |gap_j| / se_j`` one assertion rejects with probability
+    ``P(|t_j + N(0, 1)| > z) = Phi(t_j - z) + Phi(-t_j - z)``; a check made of several
+    assertions rejects unless all of them pass: ``1 - prod_j (1 - p_j)``. Chapters use it
+    to report the power of a Monte Carlo check against named wrong alternatives (a dropped
+    term, a dropped factor, the arithmetic mean), computed from the check's own standard
+    errors at the chapter's settings (the ledger's ``"test"`` records, claim C1,
+    {ref}`sec-ch01`).
+    """
+    from scipy.stats import norm
+
+    gaps, se = np.broadcast_arrays(np.asarray(gaps, dtype=np.float64),
+                                   np.asarray(se, dtype=np.float64))
+    if gaps.size == 0 or not np.all(np.isfinite(gaps)):
+        raise ValueError(f"gaps: need finite gaps, got {gaps!r}")
+    if not np.all((se > 0) & np.isfinite(se)):
+        raise ValueError(f"se: must be finite and positive, got {se!r}")
+    if not z > 0:
+        raise ValueError(f"z: must be positive, got {z!r}")
+    t = np.abs(gaps) / se
+    log_pass = np.log1p(-(norm.cdf(t - z) + norm.cdf(-t - z)))
+    return float(-np.expm1(np.sum(log_pass)))

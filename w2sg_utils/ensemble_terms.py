@@ -39,6 +39,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit as sigmoid
 
+from ._common import check_int
+
 __all__ = [
     "log_partition",
     "binary_ce",
@@ -114,7 +116,8 @@ def group_loo_logits(z_w, K: int) -> np.ndarray:
     """
     z_w = _members(z_w, "z_w")
     M = z_w.shape[0]
-    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or not 2 <= K <= M or M % K:
+    K = check_int(K, "K", min=2, max=M)
+    if M % K:
         raise ValueError(f"K: must be an integer in [2, {M}] dividing {M}, got {K!r}")
     g = z_w.reshape(M // K, K, -1)
     return ((g.sum(axis=1, keepdims=True) - g) / (K - 1)).reshape(z_w.shape)
@@ -250,7 +253,8 @@ def doubling_units(y, z_w, z_s, K: int = 2) -> dict[str, np.ndarray]:
     """
     z_w, z_s = _members(z_w, "z_w"), _members(z_s, "z_s")
     M = z_w.shape[0]
-    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 2 or M % (2 * K):
+    K = check_int(K, "K", min=2)
+    if M % (2 * K):
         raise ValueError(f"K: an integer >= 2 with 2 K dividing {M}, got {K!r}")
     eps_diff, dist = [], []
     for u in range(M // (2 * K)):

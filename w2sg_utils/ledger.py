@@ -31,6 +31,10 @@ Arguments, all checked (``ValueError`` naming the argument):
 - ``power``: ``"test"`` records only: ``{alternative: measured power}`` for at least
   two wrong alternatives (e.g. ``{"eps = 0": 1.0, "-eps": 0.99}``), each the rate at
   which the chapter's own check rejects that alternative at the chapter's settings.
+  A power below :data:`MIN_POWER` is accepted here (a run with other seeds or smaller
+  sizes may legitimately have less power, and must still run), but such a row is
+  *underpowered* (:attr:`Record.underpowered`): the build shows it as failing and warns,
+  so the strict build of the book fails on it (``book/_ext/w2sg_ledger.py``).
 - ``number``: the key number measured (a float, printed with 4 significant digits, or a
   short string such as ``"gain 0.031 nats"``).
 - ``text``: one short sentence saying what was checked (at most 160 characters).
@@ -47,14 +51,16 @@ cannot touch the book's ledger. Do not call :func:`record` in a cell tagged
 
 from __future__ import annotations
 
+import ast
 import html
 import json
 import math
 import re
 from dataclasses import asdict, dataclass
 
-__all__ = ["CLAIMS", "STATUSES", "ASSERTED", "MIN_POWER", "Record", "record", "make_record", "to_html", "parse_html",
-           "statement_links", "reference_entry"]
+__all__ = ["CLAIMS", "STATUSES", "ASSERTED", "MIN_POWER", "CLAIM_STATUSES", "Record", "record",
+           "make_record", "to_html", "parse_html", "power_text", "claim_status",
+           "unasserted_records", "statement_links", "reference_entry"]
 
 # Short titles of the claims; the claims page (book/claims.md) states each in full.
 CLAIMS = {
@@ -81,6 +87,15 @@ STATUSES = {
 # statuses whose record must follow an assertion in the same cell
 ASSERTED = ("identity", "cross-check", "test")
 MIN_POWER = 0.95  # a "test" row must reject each named wrong alternative this often
+# a claim's status, derived from its rows by :func:`claim_status` (first rule that applies)
+CLAIM_STATUSES = {
+    "not reproduced": "a row measured a result that goes against the claim",
+    "tested": "at least one statistical test, with its power measured",
+    "identity only": "asserted only as exact algebra or implementation cross-checks",
+    "measured": "measured, no prediction asserted",
+    "not available": "only our own formalization could be checked",
+    "not checked": "no check recorded",
+}
 
 
 MARKER = "data-w2sg-ledger"
@@ -108,6 +123,17 @@ class Record:
     def status_text(self) -> str:
         """The status as the ledger prints it."""
         return STATUSES[self.status]
+
+    @property
+    def min_power(self) -> float | None:
+        """The smallest measured power over the named alternatives (``"test"`` rows)."""
+        return min(p for _, p in self.power) if self.power else None
+
+    @property
+    def underpowered(self) -> bool:
+        """A ``"test"`` row that rejects some named alternative less than
+        :data:`MIN_POWER` of the time: the strict build fails on it."""
+        return self.status == "test" and self.min_power < MIN_POWER
 
 
 def _format_number(number) -> str:
@@ -161,6 +187,80 @@ def make_record(claim, statement, check, status, number, text, power=None) -> Re
     pw = _check_power(status, power)
     return Record(claim, statement, check, status, _format_number(number),
                   " ".join(text.split()), pw)
+
+
+def power_text(rec: Record) -> str:
+    """``"min power 0.99 vs eps = 0, -eps"`` for a ``"test"`` row, ``""`` otherwise."""
+    if not rec.power:
+        return ""
+    names = ", ".join(name for name, _ in rec.power)
+    return f"min power {rec.min_power:.2f} vs {names}"
+
+
+def claim_status(statuses) -> str:
+    """A claim's status (a key of :data:`CLAIM_STATUSES`) from the statuses of its rows.
+
+    The first rule that applies: any ``"not reproduced"`` row makes the claim *not
+    reproduced*; else any ``"test"`` row makes it *tested*; else any identity or
+    cross-check row makes it *identity only*; else any ``"measured"`` row makes it
+    *measured*; else any ``"not available"`` row makes it *not available*; a claim
+    without rows is *not checked*.
+    """
+    statuses = set(statuses)
+    unknown = statuses - set(STATUSES)
+    if unknown:
+        raise ValueError(f"statuses: unknown status {sorted(unknown)!r}")
+    if "not reproduced" in statuses:
+        return "not reproduced"
+    if "test" in statuses:
+        return "tested"
+    if statuses & {"identity", "cross-check"}:
+        return "identity only"
+    for status in ("measured", "not available"):
+        if status in statuses:
+            return status
+    return "not checked"
+
+
+def _call_name(node) -> str:
+    func = node.func if isinstance(node, ast.Call) else None
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+def _record_status(call):
+    """The status argument of a ``record(...)`` call, ``None`` when not a literal."""
+    arg = call.args[3] if len(call.args) > 3 else next(
+        (k.value for k in call.keywords if k.arg == "status"), None)
+    return arg.value if isinstance(arg, ast.Constant) else None
+
+
+def unasserted_records(source: str) -> list[str]:
+    """The ``record(...)`` calls of one code cell that have an asserted status
+    (:data:`ASSERTED`, or a status that is not a literal) but no ``assert`` statement
+    and no call of an ``assert_*`` check (:func:`w2sg_utils.checks.assert_close`,
+    ``np.testing.assert_allclose``, ...) before them in the cell. Returns one line per
+    offending call (``"line N: record(..., 'status')"``); IPython magics are ignored.
+    """
+    lines = [ln if not ln.lstrip().startswith(("%", "!")) else "" for ln in source.splitlines()]
+    tree = ast.parse("\n".join(lines))
+    asserts, records = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert) or _call_name(node).startswith("assert_"):
+            asserts.append((node.lineno, node.col_offset))
+        elif _call_name(node) == "record" and isinstance(node, ast.Call):
+            records.append(node)
+    out = []
+    for call in sorted(records, key=lambda c: (c.lineno, c.col_offset)):
+        status = _record_status(call)
+        if status is not None and status not in ASSERTED:
+            continue
+        if not any(pos < (call.lineno, call.col_offset) for pos in asserts):
+            out.append(f"line {call.lineno}: record(..., {status!r}) with no assertion before it")
+    return out
 
 
 def to_html(rec: Record) -> str:

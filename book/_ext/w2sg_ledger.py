@@ -8,12 +8,17 @@ that cell (see the docstring of ``w2sg_utils.ledger``). This extension
    environment, puts the anchor ``check-<id>`` on the cell that made each record, and
    replaces the output by one line that links to the ledger;
 2. after every document has been read (``env-check-consistency``), warns about a check
-   id used twice, so a strict build fails;
+   id used twice and about a ``"test"`` row whose measured power against a named
+   alternative is below ``MIN_POWER``, so a strict build fails on either;
 3. when the page holding the ``{claims-ledger}`` directive is written (a post-transform,
-   which runs after all chapters were read and executed), replaces the directive by the
-   ledger table: claim, statement (a cross-reference, so an unknown label fails the
-   strict build), check (a link to the cell), status and key number. ``env-updated``
-   marks that page for writing on every build, so it never shows stale records;
+   which runs after all chapters were read and executed), replaces the directive by an
+   overview (each claim, its derived status, its rows counted by kind) and one short
+   table per claim: the check (a link to the cell, with its statement as a
+   cross-reference, so an unknown label fails the strict build), its kind as a badge, and
+   the key number (with the minimum measured power and the alternatives of a test). The
+   ``{claim-status}`C3``` role (on the claims page) is replaced by claim C3's status,
+   derived from its rows by ``w2sg_utils.ledger.claim_status``. ``env-updated`` marks the
+   pages holding either for writing on every build, so they never show stale records;
 4. re-reads on every build the pages whose front matter says ``execution_mode: force``
    (the package reference, generated from the docstrings that link back to the
    statements), which Sphinx would otherwise skip while their source is unchanged.
@@ -27,9 +32,18 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
-from sphinx.util.docutils import SphinxDirective
+from sphinx.util.docutils import SphinxDirective, SphinxRole
 
-from w2sg_utils.ledger import CLAIMS, MARKER, STATUSES, make_record, parse_html
+from w2sg_utils.ledger import (
+    CLAIMS,
+    MARKER,
+    MIN_POWER,
+    Record,
+    claim_status,
+    make_record,
+    parse_html,
+    power_text,
+)
 
 logger = logging.getLogger(__name__)
 LEDGER_LABEL = "sec-claims-ledger"  # label of the ledger page, for the links back
@@ -48,6 +62,9 @@ class ClaimsLedger(SphinxDirective):
         pages = getattr(self.env, "w2sg_ledger_pages", set())
         pages.add(self.env.docname)
         self.env.w2sg_ledger_pages = pages
+        docs = getattr(self.env, "w2sg_ledger_docs", set())
+        docs.add(self.env.docname)
+        self.env.w2sg_ledger_docs = docs
         return [ledger_placeholder()]
 
 
@@ -96,8 +113,9 @@ def collect(app, doctree):
         line = nodes.paragraph(classes=["w2sg-ledger-record"])
         line += nodes.Text("Recorded in the ")
         line += _xref("std", "ref", LEDGER_LABEL, "claims ledger")
-        line += nodes.Text(": " + "; ".join(f"{r.claim}, {r.status_text}, {r.number}"
-                                            for r in recs) + ".")
+        line += nodes.Text(": " + "; ".join(
+            ", ".join(x for x in (r.claim, r.status_text, r.number, power_text(r)) if x)
+            for r in recs) + ".")
         bundle.replace_self(line)
     if found:
         _records(env)[env.docname] = found
@@ -114,6 +132,7 @@ def purge(app, env, docname):
     for label in [k for k, (doc, _) in _titles(env).items() if doc == docname]:
         del _titles(env)[label]
     getattr(env, "w2sg_ledger_pages", set()).discard(docname)
+    getattr(env, "w2sg_ledger_docs", set()).discard(docname)
 
 
 def merge(app, env, docnames, other):
@@ -121,6 +140,8 @@ def merge(app, env, docnames, other):
     _titles(env).update({k: v for k, v in _titles(other).items() if v[0] in docnames})
     pages = getattr(env, "w2sg_ledger_pages", set())
     env.w2sg_ledger_pages = pages | (getattr(other, "w2sg_ledger_pages", set()) & set(docnames))
+    docs = getattr(env, "w2sg_ledger_docs", set())
+    env.w2sg_ledger_docs = docs | (getattr(other, "w2sg_ledger_docs", set()) & set(docnames))
 
 
 def check_consistency(app, env):
@@ -152,15 +173,22 @@ def always_write_ledger(app, env):
     return sorted(getattr(env, "w2sg_ledger_pages", set()))
 
 
-def _para(*children):
-    p = nodes.paragraph()
+def _para(*children, classes=()):
+    p = nodes.paragraph(classes=list(classes))
     for c in children:
         p += c if isinstance(c, nodes.Node) else nodes.Text(c)
     return p
 
 
-def _table(headers, rows, widths):
-    table = nodes.table(classes=["w2sg-ledger", "colwidths-given"])
+def _badge(key, failing=False):
+    """A short status badge (styled by book/_static/w2sg-ledger.css)."""
+    cls = "fail" if failing else key.replace(" ", "-")
+    text = f"{key}: power < {MIN_POWER}" if failing else key
+    return nodes.inline(text, text, classes=["w2sg-badge", f"w2sg-badge-{cls}"])
+
+
+def _table(headers, rows, widths, classes=("w2sg-ledger",)):
+    table = nodes.table(classes=[*classes, "colwidths-given"])
     group = nodes.tgroup(cols=len(headers))
     table += group
     group += [nodes.colspec(colwidth=w) for w in widths]
@@ -176,63 +204,149 @@ def _table(headers, rows, widths):
     return table
 
 
+def _record(rec) -> Record:
+    """The stored dict back to a validated ``Record`` (power included)."""
+    fields = ("claim", "statement", "check", "status", "number", "text")
+    return make_record(**{k: rec[k] for k in fields}, power=rec.get("power") or None)
+
+
+def _by_claim(env) -> dict:
+    by_claim = {c: [] for c in CLAIMS}
+    for docname in sorted(_records(env)):
+        for rec in _records(env)[docname]:
+            by_claim[rec["claim"]].append((docname, rec, _record(rec)))
+    return by_claim
+
+
+def check_power(app, env):
+    """env-check-consistency: a statistical test whose measured power against a named
+    alternative is below MIN_POWER fails the strict build."""
+    for docname in sorted(_records(env)):
+        for rec in map(_record, _records(env)[docname]):
+            if rec.underpowered:
+                logger.warning(f"ledger check {rec.check!r} is a 'test' with {power_text(rec)} "
+                               f"(each alternative needs power >= {MIN_POWER})",
+                               location=docname)
+
+
+class claim_status_placeholder(nodes.General, nodes.Inline, nodes.Element):
+    """Where a claim's derived status goes (filled at write time)."""
+
+
+class ClaimStatus(SphinxRole):
+    """``{claim-status}`C3```: the status of claim C3 derived from its ledger rows."""
+
+    def run(self):
+        claim = self.text.strip()
+        if claim not in CLAIMS:
+            msg = self.inliner.reporter.error(f"claim-status: unknown claim {claim!r}",
+                                              line=self.lineno)
+            return [], [msg]
+        pages = getattr(self.env, "w2sg_ledger_pages", set())
+        pages.add(self.env.docname)
+        self.env.w2sg_ledger_pages = pages
+        return [claim_status_placeholder(claim=claim)], []
+
+
+def _status_counts(recs) -> str:
+    counts = {}
+    for rec in recs:
+        counts[rec.status] = counts.get(rec.status, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
 class FillLedger(SphinxPostTransform):
-    """Replace ``{claims-ledger}`` by the table; runs before references are resolved."""
+    """Replace ``{claims-ledger}`` by the tables and ``{claim-status}`` by the claim's
+    derived status; runs before references are resolved."""
 
     default_priority = 5
 
     def run(self, **kwargs):
         for node in list(self.document.findall(ledger_placeholder)):
             node.replace_self(self.ledger_nodes())
+        for node in list(self.document.findall(claim_status_placeholder)):
+            node.replace_self(self.status_nodes(node["claim"]))
+
+    def _ledger_uri(self, claim):
+        docs = sorted(getattr(self.env, "w2sg_ledger_docs", set()))
+        if not docs:
+            return None
+        return (self.app.builder.get_relative_uri(self.env.docname, docs[0])
+                + f"#ledger-{claim.lower()}")
+
+    def status_nodes(self, claim):
+        recs = [r for _, _, r in _by_claim(self.env)[claim]]
+        key = claim_status(r.status for r in recs)
+        failing = any(r.underpowered for r in recs)
+        badge = _badge(key, failing)
+        uri = self._ledger_uri(claim)
+        out = nodes.inline(classes=["w2sg-claim-status"])
+        out += nodes.reference("", "", badge, internal=True, refuri=uri) if uri else badge
+        out += nodes.Text(f" ({_status_counts(recs) or 'no rows'})")
+        return out
+
+    def _row(self, docname, rec):
+        builder, env = self.app.builder, self.env
+        label = rec.statement
+        statement = (_xref("prf", "ref", label, label, explicit=False)
+                     if label in getattr(env, "proof_list", {})
+                     else _xref("std", "ref", label, label, explicit=False))
+        uri = builder.get_relative_uri(env.docname, docname) + "#check-" + rec.check
+        title = _titles(env).get(label, ("", ""))[1].replace("$", "")
+        check = _para(nodes.reference("", rec.text, internal=True, refuri=uri))
+        check += nodes.inline("", "", nodes.Text(" ("), statement,
+                              nodes.Text(f" {title})" if title else ")"),
+                              classes=["w2sg-statement"])
+        result = _para(rec.number)
+        if rec.power:
+            result += nodes.inline("", "", nodes.Text("; " + power_text(rec)),
+                                   classes=["w2sg-power"])
+        return [check, _para(_badge(rec.status, rec.underpowered)), result]
 
     def ledger_nodes(self):
-        env, builder = self.env, self.app.builder
-        here = env.docname
-        by_claim = {c: [] for c in CLAIMS}
-        for docname in sorted(_records(env)):
-            for rec in _records(env)[docname]:
-                by_claim[rec["claim"]].append((docname, rec))
-        rows, counts = [], dict.fromkeys(STATUSES, 0)
-        proof_labels = getattr(env, "proof_list", {})
-        for claim, entries in by_claim.items():
-            claim_cell = _para(_xref("std", "ref", f"claim-{claim.lower()}", claim),
-                               f" {CLAIMS[claim]}")
-            if not entries:
-                rows.append([claim_cell, "", "no check recorded", "not recorded", ""])
-            for i, (docname, rec) in enumerate(entries):
-                rec_obj = make_record(**{k: rec[k] for k in
-                                         ("claim", "statement", "check", "status", "number", "text")})
-                counts[rec_obj.status] += 1
-                label = rec_obj.statement
-                statement = (_xref("prf", "ref", label, label, explicit=False)
-                             if label in proof_labels
-                             else _xref("std", "ref", label, label, explicit=False))
-                uri = builder.get_relative_uri(here, docname) + "#" + rec["anchor"]
-                check = nodes.reference("", rec_obj.text, internal=True, refuri=uri)
-                first = claim_cell if i == 0 else _para(_xref("std", "ref",
-                                                               f"claim-{claim.lower()}", claim))
-                title = _titles(env).get(label, ("", ""))[1].replace("$", "")
-                statement = _para(statement, f" {title}" if title else "")
-                rows.append([first, statement, _para(check),
-                             rec_obj.status_text, rec_obj.number])
-        n = sum(counts.values())
-        n_docs = len(_records(env))
-        summary = _para(f"{n} checks recorded by {n_docs} executed "
+        by_claim = _by_claim(self.env)
+        all_recs = [r for entries in by_claim.values() for _, _, r in entries]
+        n_docs = len(_records(self.env))
+        summary = _para(f"{len(all_recs)} checks recorded by {n_docs} executed "
                         f"{'chapter' if n_docs == 1 else 'chapters'}: "
-                        + ", ".join(f"{v} {STATUSES[k]}" for k, v in counts.items()) + ".")
-        headers = ["Claim", "Statement", "Check", "Status", "Key number"]
-        return [summary, _table(headers, rows, [22, 16, 36, 14, 12])]
+                        + (_status_counts(all_recs) or "none") + ".")
+        overview = []
+        for claim, entries in by_claim.items():
+            recs = [r for _, _, r in entries]
+            link = nodes.reference("", claim, internal=True, refuri=f"#ledger-{claim.lower()}")
+            overview.append([_para(link, f" {CLAIMS[claim]}"),
+                             _para(_badge(claim_status(r.status for r in recs),
+                                          any(r.underpowered for r in recs))),
+                             _status_counts(recs) or "no check recorded"])
+        out = [summary, _table(["Claim", "Status", "Rows"], overview, [50, 18, 32],
+                               ("w2sg-ledger", "w2sg-ledger-overview"))]
+        for claim, entries in by_claim.items():
+            head = _para(_xref("std", "ref", f"claim-{claim.lower()}", claim),
+                         f" {CLAIMS[claim]}: ",
+                         _badge(claim_status(r.status for _, _, r in entries)),
+                         classes=["w2sg-ledger-claim"])
+            head["ids"].append(f"ledger-{claim.lower()}")
+            out.append(head)
+            if not entries:
+                out.append(_para("No check recorded."))
+                continue
+            rows = [self._row(docname, rec) for docname, _, rec in entries]
+            out.append(_table(["Check (statement)", "Kind", "Result"], rows, [58, 16, 26]))
+        return out
 
 
 def setup(app):
     app.add_css_file("w2sg-ledger.css")  # book/_static/w2sg-ledger.css
     app.add_node(ledger_placeholder)
     app.add_directive("claims-ledger", ClaimsLedger)
+    app.add_node(claim_status_placeholder)
+    app.add_role("claim-status", ClaimStatus())
     app.add_post_transform(FillLedger)
     app.connect("doctree-read", collect)
     app.connect("env-purge-doc", purge)
     app.connect("env-merge-info", merge)
     app.connect("env-check-consistency", check_consistency)
+    app.connect("env-check-consistency", check_power)
     app.connect("env-updated", always_write_ledger)
     app.connect("env-get-outdated", reread_forced)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
