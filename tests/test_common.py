@@ -80,3 +80,41 @@ def test_atomic_write_replaces_whole_files_and_cleans_up(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(p, fail)
     assert p.read_text() == "two" and sorted(os.listdir(tmp_path)) == ["a.txt"]
+
+
+def test_array_helpers_have_one_home():
+    """as_float, xlogy, rowsum, check_broadcast and check_int are defined in _common only."""
+    import re
+    from pathlib import Path
+
+    import w2sg_utils
+    from w2sg_utils import divergences
+
+    root = Path(w2sg_utils.__file__).parent
+    names = ("as_float", "xlogy", "rowsum", "check_broadcast", "check_int")
+    homes = {n: [p.relative_to(root).as_posix() for p in root.rglob("*.py")
+                 if re.search(rf"^def {n}\(", p.read_text(), flags=re.M)] for n in names}
+    assert homes == {n: ["_common.py"] for n in names}, homes
+    assert not set(names) & set(divergences.__all__)
+
+
+def test_array_helpers_against_plain_formulas():
+    import numpy as np
+    import pytest
+
+    from w2sg_utils._common import as_float, check_broadcast, rowsum, xlogy
+
+    x, y = np.array([0.0, 0.5, 2.0]), np.array([0.0, 0.25, 3.0])
+    np.testing.assert_allclose(xlogy(x, y), [0.0, 0.5 * np.log(0.25), 2.0 * np.log(3.0)])
+    assert xlogy(np.float64(0.0), np.float64(0.0)) == 0.0
+    a = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_allclose(rowsum(a), [sum(r) for r in a.tolist()])
+    assert as_float([1, 2], "v").dtype == np.float64
+    for bad, match in ((3.0, "scalar"), ([1.0, np.nan], "NaN"), (["a"], "cannot")):
+        with pytest.raises(ValueError, match=f"^v: .*{match}"):
+            as_float(bad, "v")
+    check_broadcast(np.zeros((2, 3)), np.zeros((1, 3)), ("u", "v"))
+    with pytest.raises(ValueError, match="^v: last"):
+        check_broadcast(np.zeros((2, 3)), np.zeros((2, 4)), ("u", "v"))
+    with pytest.raises(ValueError, match="^u and v: shapes"):
+        check_broadcast(np.zeros((2, 3)), np.zeros((4, 3)), ("u", "v"))

@@ -21,13 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import sample_weights
-from .divergences import (
-    BregmanDivergence,
-    check_broadcast,
-    get_divergence,
-    rowsum,
-)
+from ._common import check_broadcast, rowsum, sample_weights
+from .divergences import BregmanDivergence, get_divergence
 
 __all__ = [
     "BiasVariance",

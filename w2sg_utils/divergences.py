@@ -27,14 +27,14 @@ logit for ``binary_kl``, geometric mean for ``i_divergence`` and harmonic mean f
 Trusted-input API (for the theory modules: :mod:`decompositions`, :mod:`misfit`,
 :mod:`enumeration`). The public methods validate every argument. Code that has already
 validated its arrays once (with :meth:`BregmanDivergence.validate` and
-:func:`check_broadcast`) and then evaluates the maps many times calls the ``raw_``
+``check_broadcast``) and then evaluates the maps many times calls the ``raw_``
 methods, which skip the checks: :meth:`~BregmanDivergence.raw_phi`,
 :meth:`~BregmanDivergence.raw_divergence`, :meth:`~BregmanDivergence.raw_grad`,
-:meth:`~BregmanDivergence.raw_grad_inv`, with the helpers :func:`as_float` (float64
-array, NaN rejected, error naming the argument), :func:`rowsum` (fast sum over the
-coordinate axis) and :func:`check_broadcast`. Subclasses implement the underscored
-methods ``_phi``, ``_grad``, ``_grad_inv``, ``_check`` (and optionally a stabler
-``_divergence``); nothing outside this module calls them.
+:meth:`~BregmanDivergence.raw_grad_inv`, with the helpers of ``w2sg_utils._common``:
+``as_float`` (float64 array, NaN rejected, error naming the argument), ``rowsum`` (fast
+sum over the coordinate axis), ``check_broadcast`` and ``xlogy``. Subclasses implement
+the underscored methods ``_phi``, ``_grad``, ``_grad_inv``, ``_check`` (and optionally a
+stabler ``_divergence``); nothing outside this module calls them.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, log_softmax, logit, softmax
 
-from ._common import sample_weights
+from ._common import as_float, check_broadcast, rowsum, sample_weights, xlogy
 
 __all__ = [
     "BregmanDivergence",
@@ -57,58 +57,9 @@ __all__ = [
     "get_divergence",
     "kl_from_logits",
     "random_points",
-    "as_float",
-    "rowsum",
-    "check_broadcast",
 ]
 
 SIMPLEX_ATOL = 1e-8
-
-
-def as_float(x, name: str) -> np.ndarray:
-    """Convert to a float64 array and reject NaN with an error naming ``name``."""
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: cannot be converted to a float array ({exc})") from exc
-    if arr.ndim == 0:
-        raise ValueError(
-            f"{name}: expected an array whose last axis holds coordinates, got a scalar; "
-            "pass scalars with a trailing axis of length 1"
-        )
-    if np.isnan(arr).any():
-        raise ValueError(f"{name}: contains NaN")
-    return arr
-
-
-def xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``x * log(y)`` with the convention ``0 * log(0) = 0`` (faster than scipy's ufunc)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.asarray(x * np.log(y), dtype=np.float64)
-    if out.ndim == 0:
-        return np.float64(0.0) if x == 0 else out
-    out[np.broadcast_to(x == 0, out.shape)] = 0.0
-    return out
-
-
-def rowsum(a: np.ndarray) -> np.ndarray:
-    """Sum over the last axis; a matrix-vector product is much faster than ``sum(-1)``
-    for the short coordinate axes used here."""
-    return a @ np.ones(a.shape[-1])
-
-
-def check_broadcast(u: np.ndarray, v: np.ndarray, names: tuple[str, str]) -> None:
-    if u.shape[-1] != v.shape[-1]:
-        raise ValueError(
-            f"{names[1]}: last (coordinate) axis has length {v.shape[-1]}, "
-            f"but {names[0]} has {u.shape[-1]}"
-        )
-    try:
-        np.broadcast_shapes(u.shape, v.shape)
-    except ValueError as exc:
-        raise ValueError(
-            f"{names[0]} and {names[1]}: shapes {u.shape} and {v.shape} do not broadcast"
-        ) from exc
 
 
 @dataclass(frozen=True)

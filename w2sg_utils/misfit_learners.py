@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import torch_threads
-from .divergences import as_float, get_divergence
+from ._common import as_float, torch_threads
+from .divergences import get_divergence
 
 __all__ = ["histogram_teacher", "fit_mlp_students"]
 
