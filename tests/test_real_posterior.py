@@ -1,0 +1,106 @@
+"""The posterior-mean teacher from draws and the C3/C4 checks (w2sg_utils.real_posterior)."""
+
+import numpy as np
+import pytest
+
+from w2sg_utils import real_posterior as RP
+from w2sg_utils.ensemble_terms import binary_ce
+from w2sg_utils.intervals import mean_interval
+from w2sg_utils.posterior_mean import gaussian_conditional_mean, linear_posterior_mean
+
+
+def gaussian_teacher(M=900, d=30, n_s=12, n=40, seed=0):
+    """A linear-Gaussian teacher ``z = w . x``, ``w ~ N(mu, diag(s^2))``: exact answers."""
+    rng = np.random.default_rng(seed)
+    Xs, Xt = rng.normal(size=(n_s, d)), rng.normal(size=(n, d))
+    mu, s = rng.normal(size=d) * 0.3, np.linspace(0.6, 0.05, d)
+    W = mu + rng.normal(size=(M, d)) * s
+    cov = np.diag(s**2)
+    exact = {"mean_obs": Xs @ mu, "mean_target": Xt @ mu, "cov_obs": Xs @ cov @ Xs.T,
+             "cov_target_obs": Xt @ cov @ Xs.T}
+    return W @ Xs.T, W @ Xt.T, exact | {"Kbb": Xt @ cov @ Xt.T}
+
+
+def test_full_rank_crossfit_matches_exact_gaussian_conditioning():
+    A, B, exact = gaussian_teacher()
+    post = RP.crossfit_posterior_mean(A, B, rank=A.shape[1], n_folds=6)
+    args = {k: v for k, v in exact.items() if k != "Kbb"}
+    truth = gaussian_conditional_mean(**args, observed=A)
+    err = ((post.zbar - truth) ** 2).mean()
+    # the Gaussian-design error formula predicts the squared error; 3x allows sampling
+    assert err < 3 * post.error.mean()
+    assert err < 0.05 * ((B - truth) ** 2).mean()
+    # residual variance = the exact conditional variance, averaged over targets
+    Kba, Kaa = exact["cov_target_obs"], exact["cov_obs"]
+    Kbb = exact["Kbb"]
+    true_cv = np.mean(np.diag(Kbb - Kba @ np.linalg.pinv(Kaa) @ Kba.T))
+    assert post.cond_var.mean() == pytest.approx(true_cv, rel=0.15)
+
+
+def test_crossfit_uses_only_other_folds():
+    A, B, _ = gaussian_teacher(M=200, n_s=5)
+    post = RP.crossfit_posterior_mean(A, B, rank=3, n_folds=4)
+    held = np.arange(200) < 50
+    mu = A[~held].mean(0)
+    axes = np.linalg.svd(A[~held] - mu, full_matrices=False)[2][:3].T
+    est = linear_posterior_mean((A[~held] - mu) @ axes, B[~held], (A[held] - mu) @ axes)
+    np.testing.assert_allclose(post.zbar[held], est.fbar, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(post.mean[held], B[~held].mean(0)[None].repeat(50, 0))
+    np.testing.assert_allclose(post.zbar_other[held],
+                               est.predict(np.roll((A[held] - mu) @ axes, 1, axis=0)))
+    # changing a held-out draw's own targets does not move its estimate
+    B2 = B.copy()
+    B2[0] += 5.0
+    post2 = RP.crossfit_posterior_mean(A, B2, rank=3, n_folds=4)
+    np.testing.assert_allclose(post2.zbar[0], post.zbar[0])
+
+
+def test_posterior_terms_against_plain_formulas():
+    rng = np.random.default_rng(3)
+    K, n = 4, 7
+    y = rng.integers(0, 2, n).astype(float)
+    zw, zs, zb = (rng.normal(size=(K, n)) for _ in range(3))
+    T = RP.posterior_terms(y, zw, zs, zb)
+    pw, ps, pb = (1 / (1 + np.exp(-z)) for z in (zw, zs, zb))
+    ce = lambda p: -(y * np.log(p) + (1 - y) * np.log(1 - p))  # noqa: E731
+    kl = lambda p, q: p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))  # noqa: E731
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(T["gain"], ce(pw) - ce(ps), rtol=1e-9)
+    np.testing.assert_allclose(T["misfit"], kl(ps, pw), rtol=1e-9)
+    np.testing.assert_allclose(T["eps"], (y - ps) * (logit(ps) - logit(pb)), rtol=1e-9)
+    np.testing.assert_allclose(T["distance"], kl(ps, pb), rtol=1e-9)
+    np.testing.assert_allclose(T["cond_var"], kl(pb, pw), rtol=1e-9)
+    # the gain identity per draw: gain - misfit - eps = (y - p_s)(zbar - z_w)
+    np.testing.assert_allclose(T["gain"] - T["misfit"] - T["eps"], (y - ps) * (zb - zw),
+                               atol=1e-12)
+    assert np.allclose(binary_ce(y, zw), ce(pw))
+
+
+def test_resampled_two_level_se_equals_mean_interval():
+    rng = np.random.default_rng(4)
+    V = rng.normal(size=(30, 50)) + rng.normal(size=(30, 1)) + rng.normal(size=50)
+    counts = rng.multinomial(30, np.full(30, 1 / 30), size=4).astype(float)
+    g, se = RP._two_level_se(V, counts)
+    for c, gg, s in zip(counts, g, se):
+        iv = mean_interval(V[np.repeat(np.arange(30), c.astype(int))])
+        assert gg == pytest.approx(iv.estimate, abs=1e-12)
+        assert s == pytest.approx(iv.se, rel=1e-9)
+
+
+def test_identity_check_rejects_a_shift_and_keeps_the_null():
+    rng = np.random.default_rng(5)
+    lhs = rng.normal(size=(60, 80)) + rng.normal(size=(60, 1))
+    rhs = lhs + rng.normal(size=(60, 80)) * 0.1
+    chk = RP.identity_check(lhs, rhs, {"shift": rhs + 0.3, "half": rhs - 0.3},
+                            z_crit=3.0, n_boot=100)
+    assert chk.passed and chk.power["shift"] > 0.95 and chk.power["half"] > 0.95
+    weak = RP.identity_check(lhs, rhs, {"tiny": rhs + 1e-4}, z_crit=3.0, n_boot=100)
+    assert weak.power["tiny"] < 0.2
+
+
+@pytest.mark.parametrize("bad", [{"rank": 0}, {"rank": 10**6}, {"n_folds": 1}])
+def test_bad_parameters_fail_early(bad):
+    A, B, _ = gaussian_teacher(M=100, n_s=5)
+    kwargs = {"rank": 3, "n_folds": 4} | bad
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        RP.crossfit_posterior_mean(A, B, **kwargs)
