@@ -223,3 +223,123 @@ def test_bootstrap_interval_is_the_percentile_interval():
 def test_bad_input_names_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---------------------------------------------------------------------------------------
+# Edge cases, each against a plain formula (issue 17, item 7)
+# ---------------------------------------------------------------------------------------
+SATT_TABLE = np.array([[0.09, 0.04, 0.39, -0.32, 2.1, 2.07],
+                       [0.84, 1.69, 1.74, 1.62, 2.69, 2.34],
+                       [2.34, 2.4, 3.33, 3.35, 3.97, 3.7],
+                       [0.66, 0.45, 1.62, 1.59, 1.97, 2.31]])
+
+
+def _plain_satterthwaite(v):
+    """Mean squares by plain loops, V = A / n + B / S - E / (n S), and
+    df = V^2 / sum_k (c_k MS_k)^2 / df_k with df (n - 1, S - 1, (S - 1)(n - 1))."""
+    S, n = len(v), len(v[0])
+    grand = sum(sum(r) for r in v) / (S * n)
+    pm = [sum(v[s][i] for s in range(S)) / S for i in range(n)]
+    sm = [sum(v[s]) / n for s in range(S)]
+    A = sum((p - grand) ** 2 for p in pm) / (n - 1)
+    B = sum((m - grand) ** 2 for m in sm) / (S - 1)
+    E = sum((v[s][i] - pm[i] - sm[s] + grand) ** 2
+            for s in range(S) for i in range(n)) / ((S - 1) * (n - 1))
+    terms = [(A / n, n - 1), (B / S, S - 1), (E / (n * S), (S - 1) * (n - 1))]
+    V = A / n + B / S - E / (n * S)
+    return V, V * V / sum(t * t / d for t, d in terms), (A - E / S, B - E / n)
+
+
+def test_satterthwaite_degrees_of_freedom_with_several_seeds_pinned():
+    for S in (2, 3, 4):
+        v = SATT_TABLE[:S]
+        V, df, (comp_a, comp_b) = _plain_satterthwaite(v.tolist())
+        assert comp_a > 0 and comp_b > 0  # no truncation: the plain formula applies
+        iv = I.mean_interval(v)
+        assert iv.se ** 2 == pytest.approx(V, rel=1e-12)
+        assert iv.df == pytest.approx(df, rel=1e-12)
+        q = stats.t.ppf(0.975, df)
+        assert (iv.lo, iv.hi) == pytest.approx((v.mean() - q * np.sqrt(V), v.mean() + q * np.sqrt(V)))
+    # pinned (an off-by-one in any df, or S for S - 1, changes the second digit)
+    dfs = [I.mean_interval(SATT_TABLE[:S]).df for S in (2, 3, 4)]
+    assert dfs == pytest.approx([1.68784, 2.66126, 4.75584], abs=1e-5)
+
+
+def test_fieller_is_unbounded_when_only_the_numerator_is_significant():
+    rng = np.random.default_rng(5)
+    S, n = 3, 400
+    num = 0.3 + 0.05 * rng.normal(size=(S, n))  # mean 0.3, se ~ 0.0015
+    den = 0.002 + rng.normal(size=(S, n))  # mean ~ 0, se ~ 0.03
+    (N, D), cov, _ = I.two_level_cov([num, den])
+    q = stats.norm.ppf(0.975)
+    assert N * N > 100 * q * q * cov[0, 0] and D * D < q * q * cov[1, 1]
+    iv = I.ratio_interval(num, den)
+    assert iv.lo == -np.inf and iv.hi == np.inf
+    assert iv.estimate == pytest.approx(N / D)
+
+
+def test_fieller_is_bounded_when_the_denominator_is_significant():
+    rng = np.random.default_rng(6)
+    num = 0.002 + rng.normal(size=(3, 400))  # numerator not significant: bounded still
+    den = 0.5 + 0.05 * rng.normal(size=(3, 400))
+    iv = I.ratio_interval(num, den)
+    assert np.isfinite(iv.lo) and np.isfinite(iv.hi) and iv.lo < 0 < iv.hi
+
+
+def _store_with_missing(tmp_path, missing_seed):
+    """Seeds 0, 1, 2; objective 'a' has a NaN run at ``missing_seed``; seed-specific
+    logits, so that mis-pairing seeds changes the paired difference."""
+    import pandas as pd
+
+    from w2sg_utils.experiments import RunStore
+
+    rng = np.random.default_rng(11)
+    n, st, rows, labels = 40, RunStore(tmp_path), [], {}
+    for s in (0, 1, 2):
+        labels[s] = (rng.random(n) < 0.5).astype(int)
+        for obj in ("a", "b"):
+            z = rng.normal(loc=0.5 * s + (obj == "a"), size=n) * np.where(labels[s] == 1, 1, -1)
+            z[:3] = (0.0, -0.0, 0.0)  # exact ties count one half
+            z[3] = 1e-300 if labels[s][3] == 1 else -1e-300  # a near tie is not a tie
+            if obj == "a" and s == missing_seed:
+                z[5] = np.nan
+            st.save_artifact(f"{obj}{s}", z_test=z)
+            rows.append({"run_id": f"{obj}{s}", "seed": s, "objective": obj})
+    return st, pd.DataFrame(rows), labels
+
+
+def _plain_acc(z, y):
+    return [0.5 if zi == 0 else float((zi > 0) == (yi == 1)) for zi, yi in zip(z, y)]
+
+
+@pytest.mark.parametrize("missing_seed", [0, 1, 2])
+def test_paired_difference_pairs_seeds_when_one_is_missing(tmp_path, missing_seed):
+    from w2sg_utils.experiments import run_intervals as RI
+
+    st, df, labels = _store_with_missing(tmp_path, missing_seed)
+    kept = [s for s in (0, 1, 2) if s != missing_seed]
+    diff = np.array([np.subtract(_plain_acc(st.load_artifact(f"a{s}")["z_test"], labels[s]),
+                                 _plain_acc(st.load_artifact(f"b{s}")["z_test"], labels[s]))
+                     for s in kept])
+    d = RI.paired_difference(st, df[df.objective == "a"], df[df.objective == "b"], labels)
+    assert d.n_seeds == 2 and d.estimate == pytest.approx(diff.mean(), abs=1e-12)
+    assert d.se == pytest.approx(I.mean_interval(diff).se, rel=1e-12)
+    tab, seeds, n_nan = RI.pair_table(st, df[df.objective == "a"], labels)
+    assert seeds == kept and n_nan == 1
+    np.testing.assert_array_equal(
+        tab, [_plain_acc(st.load_artifact(f"a{s}")["z_test"], labels[s]) for s in kept])
+
+
+def test_accuracy_counts_an_exact_tie_as_one_half(tmp_path):
+    from w2sg_utils.experiments import run_intervals as RI
+
+    st, df, labels = _store_with_missing(tmp_path, missing_seed=-1)
+    for obj in ("a", "b"):
+        tab, seeds, _ = RI.pair_table(st, df[df.objective == obj], labels)
+        assert seeds == [0, 1, 2]
+        np.testing.assert_array_equal(tab[:, :3], 0.5)
+        np.testing.assert_array_equal(tab[:, 3], 1.0)
+        iv = I.mean_interval(tab)
+        plain = np.mean([_plain_acc(st.load_artifact(f"{obj}{s}")["z_test"], labels[s])
+                         for s in seeds])
+        assert iv.estimate == pytest.approx(plain, abs=1e-12)
