@@ -5,7 +5,10 @@ in Debian's Chromium through Selenium and chromedriver. On every page: no consol
 error, MathJax (the vendored copy) has typeset the mathematics with no error node and no
 raw TeX delimiter left in the text, every image has loaded (``naturalWidth > 0``), and
 every internal link points at a file that exists and, where it has a ``#fragment``, at
-an element with that id. Screenshots of the landing page, a theorem page, the
+an element with that id; no block (code cell, output, display equation, table, theorem
+box) is wider than the box that shows it, at a 1280-pixel window, so nothing scrolls
+sideways; and no cell output shows a warning or a local path of the building machine.
+Screenshots of the landing page, a theorem page, the
 experiments chapter and the ledger are saved in ``_build/screenshots/``.
 
 Without Chromium (``make chromium`` installs it as root with apt-get) the test skips with
@@ -38,6 +41,10 @@ SCREENSHOTS = {  # name -> (page, element to show at the top, or None for the wh
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--window-size=1280,900"]
+# Text no page may show in a cell's output: a warning, or a path of the machine that
+# built the book.
+OUTPUT_LEAKS = re.compile(r"\b\w*Warning\b:|site-packages|/root/|/home/\w+/|/work/|"
+                          r"/tmp/|\.venv/")
 # Text that MathJax leaves behind when it did not typeset (outside code and math nodes).
 RAW_TEX = ["$$", "\\(", "\\)", "\\[", "\\]", "\\begin{", "\\frac", "\\mathbb"]
 
@@ -64,8 +71,27 @@ const report = () => {
     ids: Array.from(document.querySelectorAll('[id], a[name]')).map(e => e.id || e.name),
     links: Array.from(document.querySelectorAll('a[href], link[href]'))
       .map(a => a.href).filter(h => h.startsWith(location.origin)),
+    // blocks wider than the box that shows them (the reader would scroll sideways)
+    overflow: Array.from(document.querySelectorAll(OVERFLOW_BLOCKS))
+      .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+      .map(e => ({what: e.tagName.toLowerCase() + '.' +
+                  (e.className && e.className.baseVal === undefined ? e.className : '')
+                    .split(' ').filter(c => c).slice(0, 2).join('.'),
+                  scroll: e.scrollWidth, client: e.clientWidth,
+                  text: (e.innerText || '').trim().slice(0, 70)})),
+    // the page body, wider than the window
+    page_scroll: document.documentElement.scrollWidth,
+    page_client: document.documentElement.clientWidth,
+    // what the executed cells printed (outputs, stderr included)
+    outputs: Array.from(document.querySelectorAll('.cell_output, div.output'))
+      .map(e => e.innerText || '').join('\n'),
   });
 };
+const OVERFLOW_BLOCKS = [
+  'pre', 'div.highlight', 'div.cell_output', 'div.output', 'div.math',
+  'mjx-container[display="true"]', 'table', 'div.pst-scrollable-table-container',
+  'div.table-wrapper', 'div.theorem', 'div.proof', 'div.admonition', 'figure',
+].join(', ');
 const images = Array.from(document.images);
 images.forEach(i => { i.loading = 'eager'; });
 const loaded = Promise.all(images.map(i => i.complete ? null :
@@ -157,6 +183,14 @@ def _page_problems(page, report):
     problems += [f"raw TeX {tok!r} in the text" for tok in RAW_TEX if tok in report["text"]]
     problems += [f"image not loaded: {i['src']}" for i in report["images"]
                  if not i["complete"] or i["width"] == 0]
+    problems += [f"sideways scroll: {o['what']} {o['scroll']} > {o['client']} px "
+                 f"({o['text']!r})" for o in report["overflow"]]
+    if report["page_scroll"] > report["page_client"] + 1:
+        problems.append(f"page {report['page_scroll']} px wide in a "
+                        f"{report['page_client']} px window")
+    problems += [f"output shows {m.group(0)!r}: "
+                 f"{report['outputs'][max(0, m.start() - 60):m.end() + 60]!r}"
+                 for m in list(OUTPUT_LEAKS.finditer(report["outputs"]))[:3]]
     return [f"{page}: {p}" for p in problems]
 
 
@@ -195,12 +229,21 @@ def test_every_page_renders_and_every_internal_link_resolves(server, browser):
 def test_ledger_is_filled_from_the_chapters(server, browser):
     browser.get(urljoin(server, "book/ledger.html"))
     rows = browser.execute_script(
-        "return Array.from(document.querySelectorAll('table.w2sg-ledger tbody tr'))"
+        "return Array.from(document.querySelectorAll("
+        "'table.w2sg-ledger:not(.w2sg-ledger-overview) tbody tr'))"
         ".map(r => Array.from(r.cells).map(c => c.innerText.trim()));")
-    statuses = {r[3] for r in rows}
-    assert "passed" in statuses, rows
-    assert statuses <= {"passed", "measured (not asserted)", "exact statement not available",
-                        "not recorded"}, statuses
+    kinds = {r[1] for r in rows}
+    assert {"identity", "test"} <= kinds, rows
+    assert kinds <= {"identity", "cross-check", "test", "measured", "not reproduced",
+                     "not available"}, kinds  # a failing test would read "test: power < ..."
+    assert all("min power" in r[2] for r in rows if r[1] == "test"), rows
+    claims = browser.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'table.w2sg-ledger-overview tbody tr'))"
+        ".map(r => Array.from(r.cells).map(c => c.innerText.trim()));")
+    assert len(claims) == 9, claims
+    assert {c[1] for c in claims} <= {"not reproduced", "tested", "identity only", "measured",
+                                      "not available", "not checked"}, claims
 
 
 @pytest.mark.parametrize("name, page, element", [(k, *v) for k, v in SCREENSHOTS.items()])
