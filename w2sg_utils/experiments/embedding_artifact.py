@@ -51,6 +51,7 @@ __all__ = [
     "embed_split",
     "load_rows",
     "pair_embeddings",
+    "artifact_vectors",
 ]
 
 ARTIFACT_FORMAT = 1
@@ -252,3 +253,41 @@ def pair_embeddings(ds, model: str, max_length: int = 128, root=None,
             raise ArtifactError(f"ds: pair {i} of {ds.name!r} is not row {i} of the split")
     sel = a_is_chosen[:, None]
     return np.where(sel, chosen, rejected), np.where(sel, rejected, chosen)
+
+
+def artifact_vectors(model: str, max_length: int, truncation_side: str = "left",
+                     num_layers: int | None = None, root=None) -> dict[str, np.ndarray]:
+    """``{text SHA-256: float32 vector}`` from every verified chunk of a matching artifact.
+
+    Used by :func:`~.embeddings.embed_texts` before encoding: only an artifact of the same
+    model (SHA-256 of its weights), maximum length, truncation side and pooling, of the
+    whole encoder (``num_layers=None``), matches. A chunk whose file digest differs is
+    skipped with a warning (its texts are then encoded); texts are matched by their own
+    SHA-256, so a changed text is never served a stale vector.
+    """
+    if num_layers is not None or truncation_side != "left":
+        return {}
+    folder = artifact_dir(model, max_length, root)
+    man = _read_manifest(folder)
+    if man is None:
+        return {}
+    try:
+        settings = _settings(model, max_length)
+    except ArtifactError:
+        return {}
+    if any(man.get(k) != v for k, v in settings.items()):
+        warnings.warn(f"{folder}: manifest settings differ from the encoder; not used",
+                      stacklevel=2)
+        return {}
+    out: dict[str, np.ndarray] = {}
+    for chunks in man.get("splits", {}).values():
+        for c in chunks:
+            f = folder / c["file"]
+            if not f.is_file() or _file_sha256(f) != c["sha256"]:
+                warnings.warn(f"{f}: missing or digest differs; not used", stacklevel=2)
+                continue
+            with np.load(f, allow_pickle=False) as z:
+                ch, rj = z["chosen"].astype(np.float32), z["rejected"].astype(np.float32)
+            for (hc, hr), vc, vr in zip(c["text_sha256"], ch, rj):
+                out[hc], out[hr] = vc, vr
+    return out
