@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import sample_weights
-from .divergences import as_float, get_divergence
+from ._common import as_float, sample_weights
+from .divergences import get_divergence
 from .misfit import group_dual_means
+from .misfit_learners import histogram_teacher
 
-__all__ = ["enumerate_iid", "bregman_quantizer", "MAX_OUTCOMES"]
+__all__ = ["enumerate_iid", "bregman_quantizer", "exact_teachers", "MAX_OUTCOMES"]
 
 MAX_OUTCOMES = 2_000_000
 
@@ -78,3 +79,30 @@ def bregman_quantizer(
         cells = new
         codebook = group_dual_means(div, v[support], cells[support], ws)
     return cells, codebook
+
+
+def exact_teachers(loss: str, p_x, ybar, n_train: int, sigma: float = 1.0):
+    """Every histogram teacher of a finite example, with its probability (claim C5a).
+
+    The input ``x`` has law ``p_x`` (length ``n``). ``loss="squared"``: the label is
+    ``ybar[x, 0] +/- sigma`` with probability 1/2 each; ``loss="kl"``: a class drawn from
+    ``ybar[x]`` (shape ``(n, K)``). A teacher is :func:`~w2sg_utils.misfit_learners.
+    histogram_teacher` on ``n_train`` i.i.d. pairs; all ``(2n)**n_train`` (or
+    ``(Kn)**n_train``) training sets are enumerated. Returns ``(f_w, weights)``.
+
+    Statement: {prf:ref}`thm-expected-misfit` (checked on this law in Chapter 2).
+    """
+    p_x = as_float(p_x, "p_x")
+    ybar = as_float(ybar, "ybar")
+    if ybar.ndim != 2 or ybar.shape[0] != p_x.size:
+        raise ValueError(f"ybar: expected shape ({p_x.size}, k), got {ybar.shape}")
+    n = p_x.size
+    if loss == "squared":
+        sets, w = enumerate_iid(np.repeat(p_x, 2) / 2, n_train)
+        x_idx, sign = sets // 2, 2 * (sets % 2) - 1
+        return histogram_teacher(x_idx, ybar[x_idx, 0] + sigma * sign, n), w
+    if loss != "kl":
+        raise ValueError(f"loss: must be 'squared' or 'kl', got {loss!r}")
+    k = ybar.shape[1]
+    sets, w = enumerate_iid((p_x[:, None] * ybar).ravel(), n_train)
+    return histogram_teacher(sets // k, sets % k, n, n_classes=k), w

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._common import sample_weights
+from ._common import as_float, check_broadcast, sample_weights
 from .checks import mean_and_se
-from .divergences import BregmanDivergence, as_float, check_broadcast, get_divergence
+from .divergences import BregmanDivergence, get_divergence
 
 __all__ = [
     "risk",
@@ -40,6 +40,10 @@ __all__ = [
     "posterior_mean_teacher",
     "group_dual_means",
     "dual_mean_ensembles",
+    "inheritance_covariance",
+    "eps_split",
+    "check_eps_split",
+    "EPS_SPLIT_ALTERNATIVES",
     "project_onto_span",
     "MisfitTheorem",
     "misfit_theorem",
@@ -338,3 +342,85 @@ def misfit_theorem(
             fbar_w=fbar_w,
         )
     return MisfitTheorem(**terms)
+
+
+def inheritance_covariance(divergence, f_s, f_w, draw_weights=None, x_weights=None,
+                           swap: bool = False, per_draw: bool = False):
+    """``C = E <f_s - E f_s, grad phi(f_w) - E grad phi(f_w)>`` (claim C3, Chapter 2).
+
+    The covariance, over draws and averaged over inputs, between the student and its own
+    teacher's dual coordinates: the part of ``eps`` that the unconditional dual mean
+    misses. ``f_s``, ``f_w``: ``(m, n, k)``. With ``draw_weights`` (an exact law) it is
+    exact; without, the unbiased sample covariance (divisor ``m - 1``). ``swap=True``
+    computes ``<grad phi(f_s) - E, f_w - E>`` instead (a planted bug, used to measure the
+    power of :func:`check_eps_split`; identical for squared loss). ``per_draw=True``
+    returns the ``m`` per-draw terms whose (weighted) mean is ``C``, for an interval.
+
+    Statement: {prf:ref}`prop-eps-split`.
+    """
+    div = get_divergence(divergence)
+    f_s, f_w = _functions(div, f_s, f_w, ("f_s", "f_w"), ("prediction", "prediction"))
+    if f_s.ndim != 3 or f_s.shape != f_w.shape:
+        raise ValueError(f"f_w: expected shape (m, n, k) equal to f_s's, got {f_w.shape}")
+    m = f_s.shape[0]
+    exact = draw_weights is not None
+    w = sample_weights(draw_weights, m, "draw_weights")
+    wx = sample_weights(x_weights, f_s.shape[-2], "x_weights")
+    a, b = (div.raw_grad(f_s), f_w) if swap else (f_s, div.raw_grad(f_w))
+    a = a - np.tensordot(w, a, axes=1)
+    b = b - np.tensordot(w, b, axes=1)
+    terms = (np.sum(a * b, axis=-1) @ wx) * (1.0 if exact else m / (m - 1))
+    return terms if per_draw else float(w @ terms)
+
+
+#: Wrong versions of the split ``eps = eps0 + C`` (planted bugs; Chapter 2 measures that
+#: :func:`check_eps_split` rejects each).
+EPS_SPLIT_ALTERNATIVES = ("C = 0", "C / 2", "-C", "swapped arguments", "arithmetic mean")
+
+
+def eps_split(divergence, ybar, f_s, f_w, draw_weights=None, x_weights=None,
+              alternative: str | None = None) -> tuple[float, float]:
+    """``(eps0, C)`` of the split ``eps = eps0 + C`` (claim C3, Chapter 2).
+
+    ``eps0 = E <ybar - f_s, grad phi(f_s) - grad phi(f_w°)>`` with ``f_w°`` the dual mean
+    of *all* teachers (the posterior mean given no information), and ``C`` from
+    :func:`inheritance_covariance`. ``alternative`` (one of
+    :data:`EPS_SPLIT_ALTERNATIVES`) computes a planted wrong version: ``C`` set to 0,
+    halved (a dropped factor), negated, with its arguments swapped, or ``eps0`` against
+    the arithmetic mean of the teachers in place of their dual mean.
+
+    Statement: {prf:ref}`prop-eps-split`.
+    """
+    if alternative is not None and alternative not in EPS_SPLIT_ALTERNATIVES:
+        raise ValueError(f"alternative: unknown {alternative!r}; valid: {EPS_SPLIT_ALTERNATIVES}")
+    div = get_divergence(divergence)
+    w = sample_weights(draw_weights, np.shape(f_w)[0], "draw_weights")
+    centre = (np.tensordot(w, as_float(f_w, "f_w"), axes=1) if alternative == "arithmetic mean"
+              else div.dual_mean(f_w, weights=w))
+    eps0 = float(w @ cross_term(div, ybar, f_s, centre[None], x_weights))
+    c = inheritance_covariance(div, f_s, f_w, draw_weights, x_weights,
+                               swap=alternative == "swapped arguments")
+    factor = {"C = 0": 0.0, "C / 2": 0.5, "-C": -1.0}.get(alternative, 1.0)
+    return eps0, factor * c
+
+
+def check_eps_split(divergence, ybar, f_s, f_w, eps: float, draw_weights,
+                    x_weights=None, alternative: str | None = None, tol: float = 1e-10) -> float:
+    """Assert ``eps = eps0 + C`` for an exact law of draws (claim C3, Chapter 2).
+
+    ``eps`` comes from elsewhere (e.g. :func:`misfit_theorem`, through the posterior-mean
+    teacher); ``eps0`` and ``C`` from :func:`eps_split` (``alternative`` plants a bug).
+    With exact expectations the split is algebra, so the tolerance is rounding
+    (``tol``, relative to the size of the terms). Returns ``|eps - eps0 - C|``.
+
+    Statement: {prf:ref}`prop-eps-split`.
+    """
+    if draw_weights is None:
+        raise ValueError("draw_weights: the exact check needs the law of the draws")
+    eps0, c = eps_split(divergence, ybar, f_s, f_w, draw_weights, x_weights, alternative)
+    gap = abs(eps - eps0 - c)
+    scale = 1.0 + abs(eps) + abs(eps0) + abs(c)
+    if not gap <= tol * scale:
+        raise AssertionError(f"eps = eps0 + C{'' if alternative is None else f' ({alternative})'}"
+                             f": |{eps:.6g} - {eps0:.6g} - {c:.6g}| = {gap:.3g} > {tol * scale:.3g}")
+    return gap
