@@ -9,11 +9,17 @@ Usage::
     w2sg summarize --out runs/hh              # table per objective with 95% CIs
     w2sg embed --split test --rows 2000       # the checksummed MPNet embedding artifact
     w2sg run --shard 0/4 --out runs/hh        # one of 4 machines filling one store
+    w2sg run --data-dir my_pairs --out runs/mine   # your own pairs (JSONL, Parquet, CSV)
+    w2sg data manifest my_pairs               # record their checksums (then verified)
+    w2sg run --dataset Anthropic/hh-rlhf:harmless-base --out runs/harmless  # online
+    w2sg repair --out runs/hh                 # rebuild a torn index, drop broken runs
     accelerate launch -m w2sg_utils run --preset gpt2-hh --out runs/gpt2   # several GPUs
 
 (``python -m w2sg_utils ...`` is the same.) Re-running ``run`` with the same ``--out``
-skips finished runs and resumes an interrupted sweep. All arguments are validated
-before any work starts; errors exit with status 2 and a message naming the parameter.
+skips finished runs and resumes an interrupted sweep (after repairing the store:
+:meth:`~.store.RunStore.repair`). All arguments are validated before any work starts.
+Every failure is one line naming what is wrong and what to do, exit status 2 for a
+usage error and 1 at run time (:mod:`.cli_errors`); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import sys
 from pathlib import Path
 
 from .._common import positive_int
+from .cli_errors import CommandError, OneLineParser, report, usage_error
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -62,11 +69,11 @@ def _str_list(s: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``w2sg`` argument parser (sub-commands ``run``, ``summarize``, ``presets``,
-    ``objectives``)."""
+    """The ``w2sg`` argument parser (sub-commands ``run``, ``summarize``, ``repair``,
+    ``data manifest``, ``presets``, ``objectives``, ``embed``)."""
     from .config import PRESETS
 
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="w2sg",
         description="Weak-to-strong experiments on HH-RLHF helpful (w2sg-book, Chapter 5).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -77,8 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preset", default="hh-minilm-cpu",
                    help=f"one of {', '.join(sorted(PRESETS))} (default: hh-minilm-cpu)")
     r.add_argument("--out", required=True, help="output folder (results.csv + artifacts/)")
-    r.add_argument("--data-dir", default=None,
-                   help="folder with train_gt/train_w2s/test .jsonl (default: shipped copy)")
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--data-dir", default=None,
+                     help="folder of your own pairs: train_gt, train_w2s and test as .jsonl, "
+                          ".jsonl.gz, .parquet or .csv with 'chosen' and 'rejected' texts "
+                          "(default: the shipped HH-helpful copy)")
+    src.add_argument("--dataset", default=None, metavar="NAME[:SUBSET]",
+                     help="a Hugging Face data set (online; e.g. Anthropic/hh-rlhf:harmless-"
+                          "base) or a local datasets folder")
     r.add_argument("--full", action="store_true", help="4000/4000/4000 pairs")
     r.add_argument("--n-train-gt", type=int, default=None, help="pairs kept from train_gt")
     r.add_argument("--n-train-w2s", type=int, default=None, help="pairs kept from train_w2s")
@@ -109,10 +122,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("summarize", help="print mean and 95%% CI per objective")
     s.add_argument("--out", required=True, help="a sweep's output folder")
+    rp = sub.add_parser("repair", help="rebuild a store's index; drop broken runs",
+                        description="Check every run record and artifact of a store, move "
+                                    "the broken ones to quarantine/ (the next `w2sg run` "
+                                    "recomputes them) and rebuild results.csv from the rest; "
+                                    "migrates a store of the earlier layout. Run it while "
+                                    "no sweep writes to the store.")
+    rp.add_argument("--out", required=True, help="a sweep's output folder")
+    d = sub.add_parser("data", help="tools for your own data")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    m = dsub.add_parser("manifest", help="validate a folder of pairs and write its manifest",
+                        description="Validate every row of DIR's train_gt, train_w2s and test "
+                                    "files and write DIR/manifest.json (their SHA-256 and row "
+                                    "counts); `w2sg run --data-dir DIR` then refuses a changed "
+                                    "file.")
+    m.add_argument("dir", help="folder of pairs")
     sub.add_parser("presets", help="list presets")
     sub.add_parser("objectives", help="list student objectives")
     from .embed_cmd import add_embed_parser
     add_embed_parser(sub)
+    p.add_argument("--debug", action="store_true", help="show tracebacks of failures")
+    for sp in [*sub.choices.values(), m]:
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of failures")
     return p
 
 
@@ -160,13 +192,9 @@ def config_from_args(args):
             ov.setdefault("teacher", {})["micro_batch_size"] = args.micro_batch_size
             ov.setdefault("strong", {})["micro_batch_size"] = args.micro_batch_size
     if args.data_dir is not None:
-        d = Path(args.data_dir)
-        if not d.is_dir():
-            raise ValueError(f"data_dir: {d} is not a folder")
-        for split in ("train_gt", "train_w2s", "test"):
-            if not any((d / f).is_file() for f in (f"{split}.jsonl", f"{split}.jsonl.gz",
-                                                    f"hh_helpful_{split}.jsonl.gz")):
-                raise ValueError(f"data_dir: {d} has no file for split {split!r}")
+        from .sources import split_files
+
+        split_files(args.data_dir)  # a folder with a file per split
     full = bool(args.full)
     if full and sizes:
         raise ValueError("full: --full and --n-* sizes are mutually exclusive")
@@ -180,6 +208,21 @@ def main(argv=None) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"w2sg {args.command}: interrupted; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for every failure (not --debug)
+        if args.debug:
+            raise
+        return report(args.command, exc, getattr(args, "out", None))
+
+
+def _dispatch(parser, args) -> int:
     if args.command == "presets":
         from .config import PRESETS
         from .presets import RELEASE_DIFFERENCES
@@ -197,19 +240,42 @@ def main(argv=None) -> int:
         return 0
     if args.command == "summarize":
         return _summarize(parser, args)
+    if args.command == "repair":
+        return _repair(parser, args)
+    if args.command == "data":
+        return _data_manifest(parser, args)
     if args.command == "embed":
         from .embed_cmd import run_embed
         return run_embed(parser, args)
+    return _run(parser, args)
+
+
+def _run(parser, args) -> int:
+    from .data import DataError
+    from .sources import open_source
+
     try:
         cfg = config_from_args(args)
+        source = open_source(args.data_dir, args.dataset)
+    except DataError:
+        raise  # a data file: a failure at run time
     except (ValueError, FileNotFoundError) as exc:
-        parser.error(str(exc))
+        usage_error("run", exc)
+    if source is not None:
+        _check_sizes(cfg, source)
     from ..distributed import current
+    from .store import RunStore
     from .sweep import run_sweep
 
-    df = run_sweep(cfg, args.out, data_dir=args.data_dir, progress=not args.no_progress,
+    main_process = current(cfg["device"]).is_main
+    if main_process:
+        _writable(args.out)
+        rep = RunStore(args.out).repair()
+        if rep.dropped or rep.torn_lines or rep.migrated:
+            print(f"w2sg run: repaired {rep.summary(args.out)}", file=sys.stderr)
+    df = run_sweep(cfg, args.out, data_dir=source, progress=not args.no_progress,
                    shard=args.shard)
-    if current(cfg["device"]).is_main:  # one report per launch
+    if main_process:  # one report per launch
         print(f"{len(df)} runs in {Path(args.out) / 'results.csv'}")
         _print_summary(df)
     return 0
@@ -219,14 +285,70 @@ def _offline_default() -> bool:
     return "HF_HUB_OFFLINE" not in os.environ and os.environ.get("W2SG_ONLINE", "") != "1"
 
 
-def _summarize(parser, args) -> int:
+def _check_sizes(cfg, source) -> None:
+    """Every split of ``source`` holds at least the configured number of pairs."""
+    flags = {"train_gt": "--n-train-gt", "train_w2s": "--n-train-w2s", "test": "--n-test"}
+    counts = source.check()  # reads and validates every row now
+    for split, n in counts.items():
+        want = cfg["sizes"][split]
+        if want > n:
+            usage_error("run", f"sizes.{split}: {want} exceeds the {n} pairs of split {split!r} "
+                         f"in {source.description}; use {flags[split]} {n} or fewer")
+
+
+def _writable(out) -> None:
+    """Create the output folder and check that files can be written in it."""
+    import tempfile
+
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=".w2sg-probe", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise CommandError(f"cannot create or write the output folder {out} "
+                           f"({exc.strerror or exc}); choose a writable --out") from exc
+
+
+def _store_or_error(command, out):
     from .store import RunStore
 
-    csv = Path(args.out) / "results.csv"
-    if not csv.is_file():
-        parser.error(f"out: no results.csv in {args.out}")
-    store = RunStore(args.out)
+    store = RunStore(out, create=False)
+    if not Path(out).is_dir():
+        usage_error(command, f"out: {out} is not a folder")
+    if not store.csv.is_file() and not store.has_records():
+        usage_error(command, f"out: no results.csv (and no runs/) in {out}; is it a "
+                             "sweep's --out?")
+    return store
+
+
+def _summarize(parser, args) -> int:
+    store = _store_or_error("summarize", args.out)
     _print_summary(store.rows(), store)
+    return 0
+
+
+def _repair(parser, args) -> int:
+    store = _store_or_error("repair", args.out)
+    rep = store.repair(clean_tmp=True)
+    print(rep.summary(args.out))
+    return 0
+
+
+def _data_manifest(parser, args) -> int:
+    from .sources import write_manifest
+
+    if not Path(args.dir).is_dir():
+        usage_error("data manifest", f"dir: {args.dir} is not a folder")
+    try:
+        path = write_manifest(args.dir)
+    except FileNotFoundError as exc:
+        usage_error("data manifest", exc)
+    import json
+
+    files = json.loads(path.read_text(encoding="utf-8"))["files"]
+    print(f"wrote {path}: " + ", ".join(f"{k} {v['n_rows']} rows ({v['file']})"
+                                         for k, v in files.items()))
     return 0
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "packaged_data_dir",
     "read_manifest",
     "sha256_bytes",
+    "read_uncompressed",
     "parse_pair_lines",
     "load_pair_file",
     "load_pairs",
@@ -183,7 +184,10 @@ def parse_pair_lines(lines, source: str, keys=PAIR_KEYS) -> list[dict]:
     return rows
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_uncompressed(path: str | os.PathLike) -> bytes:
+    """The bytes of a file, uncompressed if it ends with ``.gz`` (:class:`DataError` if
+    the gzip stream is corrupt)."""
+    path = Path(path)
     if path.suffix == ".gz":
         try:
             with gzip.open(path, "rb") as f:
@@ -203,7 +207,7 @@ def load_pair_file(path: str | os.PathLike, sha256: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: data file {path} does not exist")
-    data = _read_bytes(path)
+    data = read_uncompressed(path)
     if sha256 is not None:
         got = sha256_bytes(data)
         if got != sha256:
@@ -274,6 +278,9 @@ def load_hh_helpful(sizes: dict | None = None, seed: int = 0,
     ``sizes`` maps split names to the number of rows kept (the first ``n`` rows of the
     file, so subsets are nested and embedding caches are shared across sizes); missing
     splits keep all 4000. The swap uses ``seed`` (a different stream per split).
+    ``data_dir``: ``None`` (the shipped copy), a folder of the shipped files (verified
+    against the shipped manifest), or a source of :mod:`.sources` (the user's own
+    pairs, a Hugging Face data set), whose rows are used as they are.
 
     Statement: {prf:ref}`def-ch05-pairwise`.
     """
@@ -281,11 +288,15 @@ def load_hh_helpful(sizes: dict | None = None, seed: int = 0,
     unknown = set(sizes) - set(SPLITS)
     if unknown:
         raise ValueError(f"sizes: unknown split(s) {sorted(unknown)}; use {SPLITS}")
+    source = data_dir if hasattr(data_dir, "rows") else None
     for s in SPLITS:  # validate every size before reading anything
         _check_size(f"sizes[{s!r}]", sizes.get(s), HH_ROWS)
     out = {}
     for k, s in enumerate(SPLITS):
-        rows = load_pairs(s, data_dir=data_dir, verify=verify)
+        if source is not None:
+            rows = source.rows(s)
+        else:
+            rows = load_pairs(s, data_dir=data_dir, verify=verify)
         n = _check_size(f"sizes[{s!r}]", sizes.get(s), len(rows))
         out[s] = make_pairwise(rows[:n], seed=int(seed) * 3 + k, name=s)
     return out

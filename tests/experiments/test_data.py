@@ -16,7 +16,7 @@ README_SHA = {
     "train_w2s": "dd61bded72dc38319e8a5d30fa67e01a3e5a84be89f6837976b8f67bef2a64be",
     "test": "05444dcc13a590915226df3be1f083180306d9315ac2dd94c1642961b7e6b60b",
 }
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-helpful"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hh-helpful"
 
 
 def test_manifest_matches_published_checksums():
