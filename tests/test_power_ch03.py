@@ -1,0 +1,69 @@
+"""Power of Chapter 3's check of claim C3 along the ladder, at the chapter's defaults.
+
+The chapter asserts ``lem-rf-blp`` with :func:`w2sg_utils.rf_ladder.ladder_check`. Here
+that same function runs on the ladder measured at the chapter's default parameters (read
+from its parameter cell), at the default seed and at the CI seed 20261128: it must accept
+the measurements and reject each named wrong alternative (eps = 0, eps / 2, -eps, the
+unconditional mean, another teacher's labels), and its power estimated on resampled
+repetitions must be at least 0.95 against each.
+"""
+
+import ast
+import pathlib
+
+import pytest
+
+from w2sg_utils.rf_ladder import (
+    ALTERNATIVES,
+    LADDER_DEFAULTS,
+    WIDTH_RATIOS,
+    bootstrap_power,
+    ladder_check,
+    ladder_z,
+    rejects,
+    run_ladder,
+)
+
+CHAPTER = pathlib.Path(__file__).parents[1] / "notebooks" / "ch03_random_features.md"
+
+
+def chapter_parameters() -> dict:
+    """The assignments of the chapter's ``parameters`` cell."""
+    text = CHAPTER.read_text()
+    start = text.index(":tags: [parameters]")
+    body = text[start:text.index("```", start)].split("\n", 1)[1]
+    out = {}
+    for node in ast.parse(body).body:
+        if isinstance(node, ast.Assign):
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+def test_package_defaults_are_the_chapters():
+    params = chapter_parameters()
+    for key, value in LADDER_DEFAULTS.items():
+        assert params[key] == value, key
+    assert "WIDTH_RATIOS" in CHAPTER.read_text() and len(WIDTH_RATIOS) >= 2
+
+
+@pytest.fixture(scope="module", params=[0, 20261128])
+def ladder(request):
+    return request.param, run_ladder(LADDER_DEFAULTS, request.param)
+
+
+def test_check_accepts_the_measurements(ladder):
+    seed, lad = ladder
+    ladder_check(lad, ladder_z(LADDER_DEFAULTS))
+
+
+@pytest.mark.parametrize("alternative", ALTERNATIVES)
+def test_check_rejects_each_alternative(ladder, alternative):
+    seed, lad = ladder
+    assert rejects(lad, ladder_z(LADDER_DEFAULTS), alternative), (seed, alternative)
+
+
+def test_measured_power_at_defaults(ladder):
+    seed, lad = ladder
+    power = bootstrap_power(lad, ladder_z(LADDER_DEFAULTS), n_boot=100, seed=seed)
+    assert set(power) == set(ALTERNATIVES)
+    assert min(power.values()) >= 0.95, power
