@@ -393,4 +393,8 @@ def _print_summary(df, store=None) -> None:
 
 
 def _artifacts_complete(store, rows) -> bool:
-    return all(store.artifact_path(rid).is_file() for rid in rows["run_id"])
+    bad = [rid for rid in rows["run_id"] if store.load_artifact(rid) is None]
+    if bad and any(store.artifact_path(rid).is_file() for rid in bad):
+        print(f"note: {len(bad)} artifact(s) missing or failing their checksum; "
+              f"`w2sg repair --out {store.root}` and a resumed `w2sg run` recompute them")
+    return not bad

@@ -150,9 +150,12 @@ class FolderSource(_Source):
         else:
             data, got = _file_bytes_and_sha(path)
         if want is not None and got != want:
+            todo = (f"accept the change with `w2sg data manifest {self.folder}`"
+                    if self.manifest is not None else
+                    f"rename it to {split}{path.name.split(split, 1)[1]} to use it as "
+                    "your own data")
             raise DataError(f"{path}: SHA-256 {got[:12]}... does not match {want[:12]}... in "
-                            f"{where}: the file changed; restore it, or accept the change "
-                            f"with `w2sg data manifest {self.folder}`")
+                            f"{where}: the file changed; restore it, or {todo}")
         if path.suffix in (".parquet", ".csv"):
             return _table_rows(path, str(path))
         return parse_pair_lines(data.split(b"\n"), str(path))
