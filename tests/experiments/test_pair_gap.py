@@ -41,3 +41,23 @@ def test_ties_count_half_and_bad_targets_fail():
         fit_head(np.zeros((3, 2)), np.ones((3, 2)), np.array([0.5, 2.0, 0.0]), 1.0)
     with pytest.raises(ValueError, match="C"):
         fit_head(np.zeros((3, 2)), np.ones((3, 2)), np.array([0.5, 1.0, 0.0]), -1.0)
+
+
+def test_pair_tables_on_a_small_artifact(tmp_path, monkeypatch):
+    """With the same encoder on both sides the ceiling IS the weak model's ceiling."""
+    import os
+
+    from w2sg_utils.experiments import pair_gap
+    from w2sg_utils.experiments.embedding_artifact import embed_split
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(pair_gap, "STRONG", pair_gap.WEAK)
+    sizes = {"train_gt": 10, "train_w2s": 8, "test": 6}
+    for split, n in sizes.items():
+        embed_split(pair_gap.WEAK, split, n, root=tmp_path, chunk_rows=8, progress=False)
+    t = pair_gap.pair_tables([0, 1], 6, 10.0, sizes, root=tmp_path)
+    assert set(t) == {"weak", "ceiling", "student", "weak_ceiling"}
+    assert all(v.shape == (2, 6) and set(np.unique(v)) <= {0.0, 0.5, 1.0} for v in t.values())
+    np.testing.assert_array_equal(t["ceiling"], t["weak_ceiling"])
+    s = pair_gap.gap_summary(t)
+    assert s["weak"]["lo"] <= s["weak"]["acc"] <= s["weak"]["hi"]

@@ -52,6 +52,7 @@ __all__ = [
     "load_rows",
     "pair_embeddings",
     "artifact_vectors",
+    "available_rows",
 ]
 
 ARTIFACT_FORMAT = 1
@@ -291,3 +292,17 @@ def artifact_vectors(model: str, max_length: int, truncation_side: str = "left",
             for (hc, hr), vc, vr in zip(c["text_sha256"], ch, rj):
                 out[hc], out[hr] = vc, vr
     return out
+
+
+def available_rows(model: str, split: str, max_length: int = 128, root=None) -> int:
+    """Length of the prefix of ``split`` the manifest lists as computed (0 if none).
+
+    A listing only: :func:`load_rows` verifies the rows when they are read.
+    """
+    man = _read_manifest(artifact_dir(model, max_length, root)) or {}
+    n = 0
+    for c in sorted(man.get("splits", {}).get(split, []), key=lambda c: c["start"]):
+        if c["start"] != n:
+            break
+        n = c["stop"]
+    return n
