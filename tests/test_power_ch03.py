@@ -67,3 +67,24 @@ def test_measured_power_at_defaults(ladder):
     power = bootstrap_power(lad, ladder_z(LADDER_DEFAULTS), n_boot=100, seed=seed)
     assert set(power) == set(ALTERNATIVES)
     assert min(power.values()) >= 0.95, power
+
+
+def test_ladder_sizes_and_critical_values():
+    from scipy.stats import t
+
+    from w2sg_utils.rf_ladder import ladder_sizes, with_alternative, z_bonferroni
+
+    assert ladder_sizes(1, LADDER_DEFAULTS) == dict(d=4, n=12, d_w=6, N=24, d_s=48,
+                                                    n_draws=144)
+    assert ladder_sizes(8, LADDER_DEFAULTS)["N"] == 192
+    with pytest.raises(ValueError, match="p"):
+        ladder_sizes(1, {"d0": 4})
+    with pytest.raises(ValueError, match="s"):
+        ladder_sizes(0, LADDER_DEFAULTS)
+    # Bonferroni: the two-sided tail of one check is alpha / n_checks
+    z = z_bonferroni(16, 27, 1e-3)
+    assert abs(2 * t.sf(z, 15) - 1e-3 / 27) < 1e-12
+    assert z_bonferroni(16, 54) > z > z_bonferroni(64, 27)
+    assert ladder_z(LADDER_DEFAULTS) == z_bonferroni(16, 3 * (4 + len(WIDTH_RATIOS)))
+    with pytest.raises(ValueError, match="alternative"):
+        with_alternative(None, "eps * 2")
