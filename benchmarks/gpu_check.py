@@ -5,7 +5,10 @@
    random weights, fast loop against the released minibatch-1 loop: pairs/s, tokens/s,
    model-FLOPs utilisation;
 3. ``finetune_preset``: a few optimiser steps of the fine-tuning preset through the run
-   store (``"not present"`` while no such preset exists).
+   store (``"not present"`` while no such preset exists);
+4. ``mpnet_pair`` (:mod:`gpu_check_pair`): the pretrained pair, a MiniLM-head teacher and
+   ``all-mpnet-base-v2`` fine-tuned end to end in bf16 as student and ceiling: test
+   accuracies, PGR and training seconds per pair.
 
 Runs offline with torch and transformers installed; under 8 minutes on one H100/H200
 (the stages' sizes are fixed below). ``--dry-run``: the same code on tiny sizes on the
@@ -131,6 +134,10 @@ def main(argv=None) -> int:
     report["stages"]["cuda_tests"] = _stage(cuda_tests, args.dry_run)
     report["stages"]["training_loop"] = _stage(training_loop, args.dry_run, args.peak_tflops)
     report["stages"]["finetune_preset"] = _stage(finetune_preset, args.dry_run)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_check_pair import mpnet_pair
+
+    report["stages"]["mpnet_pair"] = _stage(mpnet_pair, args.dry_run)
     report["seconds"] = time.perf_counter() - t0
     report["ok"] = all(s["status"] != "failed" for s in report["stages"].values())
     out = Path(args.out)

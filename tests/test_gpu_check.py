@@ -43,7 +43,7 @@ def test_dry_run_writes_one_complete_json(tmp_path):
     rep = json.loads(out.read_text())
     assert rep["ok"] and rep["dry_run"] and rep["seconds"] < rep["limit_seconds"]
     st = rep["stages"]
-    assert set(st) == {"cuda_tests", "training_loop", "finetune_preset"}
+    assert set(st) == {"cuda_tests", "training_loop", "finetune_preset", "mpnet_pair"}
     assert st["cuda_tests"]["status"] in ("skipped", "passed") and st["cuda_tests"]["failed"] == 0
     assert st["cuda_tests"]["passed"] + st["cuda_tests"]["skipped"] >= 1
     loop = st["training_loop"]
@@ -58,6 +58,13 @@ def test_dry_run_writes_one_complete_json(tmp_path):
         assert x["mfu"] is None  # no peak known for a CPU
     assert np.isclose(loop["speedup"], loop["paper"]["seconds"] / loop["fast"]["seconds"])
     assert st["finetune_preset"]["status"] in ("passed", "not present")
+    pair = st["mpnet_pair"]
+    assert pair["status"] == "passed", pair.get("traceback")
+    for k in ("student", "ceiling"):  # every train_w2s pair seen once (1 epoch)
+        assert pair[k]["pairs"] == pair["spec"]["n_train"] * pair["spec"]["epochs"]
+        assert pair[k]["seconds_per_pair"] == pytest.approx(
+            pair[k]["train_seconds"] / pair[k]["pairs"])
+        assert 0 <= pair[k]["acc"] <= 1
 
 
 def test_finetune_stage_runs_a_preset_through_the_store(tmp_path, monkeypatch):
