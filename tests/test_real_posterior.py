@@ -5,7 +5,6 @@ import pytest
 
 from w2sg_utils import real_posterior as RP
 from w2sg_utils.ensemble_terms import binary_ce
-from w2sg_utils.intervals import mean_interval
 from w2sg_utils.posterior_mean import gaussian_conditional_mean, linear_posterior_mean
 
 
@@ -76,15 +75,18 @@ def test_posterior_terms_against_plain_formulas():
     assert np.allclose(binary_ce(y, zw), ce(pw))
 
 
-def test_resampled_two_level_se_equals_mean_interval():
+def test_draw_z_and_bootstrap_against_plain_formulas():
     rng = np.random.default_rng(4)
-    V = rng.normal(size=(30, 50)) + rng.normal(size=(30, 1)) + rng.normal(size=50)
-    counts = rng.multinomial(30, np.full(30, 1 / 30), size=4).astype(float)
-    g, se = RP._two_level_se(V, counts)
-    for c, gg, s in zip(counts, g, se):
-        iv = mean_interval(V[np.repeat(np.arange(30), c.astype(int))])
-        assert gg == pytest.approx(iv.estimate, abs=1e-12)
-        assert s == pytest.approx(iv.se, rel=1e-9)
+    V = rng.normal(size=(30, 50)) + rng.normal(size=(30, 1)) + 0.2
+    rows = V.mean(1)
+    assert RP.draw_z(V) == pytest.approx(rows.mean() / (rows.std(ddof=1) / np.sqrt(30)))
+    # the bootstrap's resamples, recomputed one by one with draw_z
+    z_crit, n_boot, seed = 2.0, 50, 7
+    gen = np.random.default_rng([seed, 0xB007])
+    counts = gen.multinomial(30, np.full(30, 1 / 30), size=n_boot)
+    plain = np.mean([abs(RP.draw_z(V[np.repeat(np.arange(30), c)])) > z_crit
+                     for c in counts])
+    assert RP.bootstrap_rejection(V, z_crit, n_boot, seed) == pytest.approx(plain)
 
 
 def test_identity_check_rejects_a_shift_and_keeps_the_null():

@@ -23,11 +23,13 @@ Terms (:func:`posterior_terms`), per student draw ``k`` and test pair ``i``:
 ``distance = KL(p_s || fbar)`` and ``cond_var = KL(fbar || p_w)``.
 
 Checks (:func:`identity_check`). C3: ``E gain = E misfit + eps``; C4:
-``E misfit = E distance + E cond_var``. Each side is estimated on its own; the check's
-statistic is the two-level mean of the per-pair discrepancy over draws and test pairs
-divided by its standard error (:func:`w2sg_utils.intervals.mean_interval`), rejected
-beyond a normal quantile ``z_crit``. Its power against each wrong alternative (a term
-replaced by a plausible wrong one) is *measured* by resampling the i.i.d. draws with
+``E misfit = E distance + E cond_var``. Each side is estimated on its own. With the
+posterior mean, the per-pair discrepancy has expectation zero for *every* test pair
+(the label is independent of training, the student a function of ``a``), so the check
+holds the test pairs fixed: the statistic is the mean over the ``K`` i.i.d. draws of
+their per-draw discrepancy divided by its standard error over draws (:func:`draw_z`),
+rejected beyond a normal quantile ``z_crit``. Its power against each wrong alternative
+(a term replaced by a plausible wrong one) is *measured* by resampling the draws with
 replacement and counting rejections (:func:`bootstrap_rejection`).
 """
 
@@ -40,7 +42,6 @@ from threadpoolctl import threadpool_limits
 
 from ._common import check_int, positive_int
 from .ensemble_terms import binary_ce, binary_kl_logits
-from .intervals import mean_interval
 from .posterior_mean import linear_posterior_mean
 
 __all__ = [
@@ -48,7 +49,7 @@ __all__ = [
     "crossfit_posterior_mean",
     "posterior_terms",
     "c3_alternatives",
-    "two_level_z",
+    "draw_z",
     "bootstrap_rejection",
     "IdentityCheck",
     "identity_check",
@@ -149,64 +150,54 @@ def posterior_terms(y, z_w, z_s, zbar) -> dict[str, np.ndarray]:
     }
 
 
-def c3_alternatives(y, z_s, eps, post: CrossFitPosterior) -> dict[str, np.ndarray]:
-    """Wrong versions of ``eps`` ``(K, n)`` for the power of the C3 check (claim C3).
+def c3_alternatives(y, z_s, terms: dict, post: CrossFitPosterior) -> dict[str, np.ndarray]:
+    """Wrong right-hand sides ``misfit + eps'`` ``(K, n)`` of C3, for its power (claim C3).
 
-    ``eps = 0`` (gain equals misfit), ``eps / 2``, ``-eps``, the unconditional mean
-    logit in place of ``zbar`` and the predictor at another teacher's logits. ``post``
-    must hold the first ``K`` draws' estimates (the draws with students).
+    ``eps'`` is ``0`` (gain equals misfit), ``eps / 2``, ``-eps``, ``eps`` with the
+    unconditional mean logit in place of ``zbar``, or with the predictor evaluated at
+    another teacher's logits. ``terms``: :func:`posterior_terms` of the first ``K``
+    draws (those with students); ``post`` the estimate for all draws.
     """
     K = len(z_s)
     p_s = 1.0 / (1.0 + np.exp(-np.asarray(z_s, dtype=np.float64)))
     r = np.asarray(y, dtype=np.float64) - p_s
+    m, eps = terms["misfit"], terms["eps"]
     return {
-        "eps = 0": np.zeros_like(eps),
-        "eps / 2": eps / 2,
-        "-eps": -eps,
-        "unconditional mean": r * (z_s - post.mean[:K]),
-        "another teacher": r * (z_s - post.zbar_other[:K]),
+        "eps = 0": m,
+        "eps / 2": m + eps / 2,
+        "-eps": m - eps,
+        "unconditional mean": m + r * (z_s - post.mean[:K]),
+        "another teacher": m + r * (z_s - post.zbar_other[:K]),
     }
 
 
-def two_level_z(values) -> float:
-    """``mean / se`` of a ``(K, n)`` table with the two-level standard error (C3, C4)."""
-    iv = mean_interval(values)
-    return iv.estimate / iv.se if iv.se > 0 else float("inf") * np.sign(iv.estimate)
+def draw_z(values) -> float:
+    """``mean / se`` of a ``(K, n)`` table, ``se`` over the ``K`` i.i.d. draws (C3, C4).
 
-
-def _two_level_se(V: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Grand means and two-level SEs of ``V`` ``(K, n)`` for rows resampled by ``counts``.
-
-    ``counts`` ``(R, K)``: how often each row is drawn in resample ``r`` (summing to
-    ``S``). The same moments as :func:`w2sg_utils.intervals.two_level_cov`, computed from
-    row sums so that ``R`` resamples cost ``R`` matrix rows, not ``R`` tables.
+    Conditional on the test pairs: the row means (one per draw) are i.i.d. given the
+    pool and the test set, and ``se = sd(row means) / sqrt(K)``.
     """
-    S, n = counts.sum(1)[0], V.shape[1]
-    rows, sq = V.mean(1), (V**2).sum(1)
-    pm = counts @ V / S
-    g = counts @ rows / S
-    A = pm.var(1, ddof=1)
-    Bm = (counts @ rows**2 - S * g**2) / (S - 1)
-    ss_e = counts @ sq - S * n * g**2 - n * (S - 1) * Bm - S * (n - 1) * A
-    E = ss_e / ((S - 1) * (n - 1))
-    var = (np.maximum(A - E / S, 0) / n + np.maximum(Bm - E / n, 0) / S + E / (n * S))
-    return g, np.sqrt(var)
+    rows = np.asarray(values, dtype=np.float64).mean(1)
+    se = rows.std(ddof=1) / np.sqrt(len(rows))
+    return float(rows.mean() / se) if se > 0 else float("inf") * np.sign(rows.mean())
 
 
 def bootstrap_rejection(values, z_crit: float, n_boot: int = 200, seed: int = 0) -> float:
-    """Fraction of draw-resamples in which ``|mean / se| > z_crit`` (measured power).
+    """Fraction of draw-resamples in which ``|draw_z| > z_crit`` (measured power).
 
     ``values`` ``(K, n)``: per-draw, per-pair discrepancies under an alternative. The
-    ``K`` draws are i.i.d., so resampling them with replacement (test pairs kept)
-    imitates new experiments of the same size; the fraction that the two-level check
-    rejects estimates its power at these sizes.
+    ``K`` draws are i.i.d. given the pool and the test pairs, so resampling them with
+    replacement imitates new experiments of the same size on the same test pairs; the
+    fraction that the check (:func:`draw_z`) rejects estimates its power at these sizes.
     """
-    V = np.asarray(values, dtype=np.float64)
+    rows = np.asarray(values, dtype=np.float64).mean(1)
     n_boot = positive_int(n_boot, "n_boot")
+    K = len(rows)
     rng = np.random.default_rng([check_int(seed, "seed", min=0), 0xB007])
-    counts = rng.multinomial(len(V), np.full(len(V), 1 / len(V)), size=n_boot)
-    g, se = _two_level_se(V, counts.astype(np.float64))
-    return float(np.mean(np.abs(g) > z_crit * se))
+    counts = rng.multinomial(K, np.full(K, 1 / K), size=n_boot).astype(np.float64)
+    mean = counts @ rows / K
+    var = np.maximum(counts @ rows**2 - K * mean**2, 0.0) / (K - 1)
+    return float(np.mean(np.abs(mean) > z_crit * np.sqrt(var / K)))
 
 
 @dataclass(frozen=True)
@@ -242,11 +233,12 @@ def identity_check(lhs, rhs, alternatives: dict, z_crit: float, n_boot: int = 20
         raise ValueError(f"rhs: expected the shape of lhs (K, n), got {rhs.shape}")
     if not alternatives:
         raise ValueError("alternatives: name at least one wrong right-hand side")
-    iv = mean_interval(lhs - rhs)
-    z = iv.estimate / iv.se
+    rows = (lhs - rhs).mean(1)
+    se = float(rows.std(ddof=1) / np.sqrt(len(rows)))
     z_alt, power = {}, {}
     for i, (name, alt) in enumerate(alternatives.items()):
         d = lhs - np.asarray(alt, dtype=np.float64)
-        z_alt[name] = two_level_z(d)
+        z_alt[name] = draw_z(d)
         power[name] = bootstrap_rejection(d, z_crit, n_boot, seed + i)
-    return IdentityCheck(iv.estimate, iv.se, z, float(z_crit), z_alt, power)
+    return IdentityCheck(float(rows.mean()), se, draw_z(lhs - rhs), float(z_crit), z_alt,
+                         power)
