@@ -11,7 +11,7 @@ import pytest
 
 from w2sg_utils.experiments import embedding_artifact as A
 from w2sg_utils.experiments.data import load_hh_helpful, load_pairs
-from w2sg_utils.experiments.embeddings import Encoder
+from w2sg_utils.experiments.embeddings import Encoder, resolve_model_path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 MINI = "sentence-transformers/all-MiniLM-L6-v2"
@@ -72,7 +72,7 @@ def test_missing_or_corrupted_rows_are_refused_or_recomputed(small, tmp_path):
     assert any("computing them now" in str(x.message) for x in w)
     np.testing.assert_allclose(again[0], good[0], atol=ATOL)
     with pytest.warns(UserWarning, match="digest differs; not used"):
-        vec = A.artifact_vectors(MINI, 32, root=root)
+        vec = A.artifact_vectors(MINI, resolve_model_path(MINI), 32, root=root)
     assert vec.keys().isdisjoint(A.text_hash(r["chosen"]) for r in load_pairs("test")[4:8])
     assert A.text_hash(load_pairs("test")[0]["chosen"]) in vec
 
@@ -91,7 +91,7 @@ def test_stale_settings_are_refused(small, tmp_path):
     with pytest.raises(A.ArtifactError, match="settings differ"):
         A.embed_split(MINI, "test", 4, max_length=32, root=root, progress=False)
     with pytest.warns(UserWarning, match="settings differ"):
-        assert A.artifact_vectors(MINI, 32, root=root) == {}
+        assert A.artifact_vectors(MINI, resolve_model_path(MINI), 32, root=root) == {}
 
 
 def test_pair_embeddings_undo_the_seeded_swap(small):

@@ -29,9 +29,7 @@ vector (entries of size about ``1 / sqrt(dim)``) with a relative error of at mos
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -39,80 +37,38 @@ import numpy as np
 
 from .._common import atomic_write, atomic_write_text, positive_int
 from .data import SPLITS, load_pairs
+from .embedding_store import (
+    ArtifactError,
+    artifact_dir,
+    artifact_settings,
+    artifact_vectors,
+    available_rows,
+    file_sha256,
+    read_manifest,
+)
 from .embeddings import Encoder, resolve_model_path, text_hash
 
 __all__ = [
-    "ARTIFACT_FORMAT",
-    "POOLING",
     "ArtifactError",
-    "default_root",
     "artifact_dir",
+    "artifact_vectors",
+    "available_rows",
     "model_sha256",
     "embed_split",
     "load_rows",
     "pair_embeddings",
-    "artifact_vectors",
-    "available_rows",
 ]
-
-ARTIFACT_FORMAT = 1
-POOLING = "mean over the attention mask, then L2 normalisation"
-_SHORT = {"sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2",
-          "sentence-transformers/all-mpnet-base-v2": "all-mpnet-base-v2"}
-
-
-class ArtifactError(RuntimeError):
-    """An embedding artifact is missing rows, or is stale (settings, model or texts)."""
-
-
-def default_root() -> Path:
-    """``$W2SG_EMBEDDINGS`` if set, else the repository's ``results/embeddings``."""
-    env = os.environ.get("W2SG_EMBEDDINGS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "results" / "embeddings"
-
-
-def artifact_dir(model: str, max_length: int, root=None) -> Path:
-    """The artifact folder of one encoder and maximum length."""
-    short = _SHORT.get(model, model.rstrip("/").split("/")[-1])
-    return Path(root if root is not None else default_root()) / f"{short}-L{max_length}"
-
-
-_DIGESTS: dict = {}
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_sha256(model: str) -> str:
     """SHA-256 of the encoder's ``model.safetensors`` (memoised per process)."""
-    path = Path(resolve_model_path(model)) / "model.safetensors"
-    if not path.is_file():
-        raise ArtifactError(f"model: no local weights for {model!r} ({path} missing)")
-    stamp = (str(path), path.stat().st_size, path.stat().st_mtime_ns)
-    if stamp not in _DIGESTS:
-        _DIGESTS[stamp] = _file_sha256(path)
-    return _DIGESTS[stamp]
+    from .embedding_store import weights_sha256
+
+    return weights_sha256(resolve_model_path(model))
 
 
 def _settings(model: str, max_length: int) -> dict:
-    return {"format": ARTIFACT_FORMAT, "model": model, "model_sha256": model_sha256(model),
-            "max_length": max_length, "truncation_side": "left", "pooling": POOLING,
-            "dtype": "float16"}
-
-
-def _read_manifest(folder: Path) -> dict | None:
-    f = folder / "manifest.json"
-    if not f.is_file():
-        return None
-    try:
-        return json.loads(f.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    return artifact_settings(model, resolve_model_path(model), max_length)
 
 
 def _check_split(split: str, n_rows) -> tuple[list[dict], int]:
@@ -126,7 +82,7 @@ def _check_split(split: str, n_rows) -> tuple[list[dict], int]:
 def _chunk_ok(folder: Path, c: dict, hashes: list[list[str]]) -> bool:
     """A chunk is usable if its file digest matches and its rows' texts are unchanged."""
     f = folder / c["file"]
-    return (f.is_file() and _file_sha256(f) == c["sha256"]
+    return (f.is_file() and file_sha256(f) == c["sha256"]
             and c["text_sha256"] == hashes[c["start"]: c["stop"]])
 
 
@@ -144,7 +100,7 @@ def embed_split(model: str, split: str, n_rows=None, max_length: int = 128, root
     folder = artifact_dir(model, max_length, root)
     folder.mkdir(parents=True, exist_ok=True)
     settings = _settings(model, max_length)
-    man = _read_manifest(folder) or {**settings, "splits": {}}
+    man = read_manifest(folder) or {**settings, "splits": {}}
     stale = {k: (man.get(k), v) for k, v in settings.items() if man.get(k) != v}
     if stale:
         raise ArtifactError(f"{folder}: manifest settings differ {stale}; delete the folder "
@@ -168,7 +124,7 @@ def embed_split(model: str, split: str, n_rows=None, max_length: int = 128, root
         atomic_write(folder / name, lambda f, e=e, k=stop - start: np.savez(
             f, chosen=e[:k], rejected=e[k:]))
         chunks[start] = {"file": name, "start": start, "stop": stop,
-                         "sha256": _file_sha256(folder / name),
+                         "sha256": file_sha256(folder / name),
                          "text_sha256": hashes[start:stop]}
         man["splits"][split] = [chunks[s] for s in sorted(chunks)]
         man["dim"] = int(e.shape[1])
@@ -193,7 +149,7 @@ def load_rows(model: str, split: str, n_rows=None, max_length: int = 128, root=N
     max_length = positive_int(max_length, "max_length")
     rows, n = _check_split(split, n_rows)
     folder = artifact_dir(model, max_length, root)
-    man = _read_manifest(folder)
+    man = read_manifest(folder)
     problem = None
     if man is None:
         problem = f"no manifest in {folder}"
@@ -254,55 +210,3 @@ def pair_embeddings(ds, model: str, max_length: int = 128, root=None,
             raise ArtifactError(f"ds: pair {i} of {ds.name!r} is not row {i} of the split")
     sel = a_is_chosen[:, None]
     return np.where(sel, chosen, rejected), np.where(sel, rejected, chosen)
-
-
-def artifact_vectors(model: str, max_length: int, truncation_side: str = "left",
-                     num_layers: int | None = None, root=None) -> dict[str, np.ndarray]:
-    """``{text SHA-256: float32 vector}`` from every verified chunk of a matching artifact.
-
-    Used by :func:`~.embeddings.embed_texts` before encoding: only an artifact of the same
-    model (SHA-256 of its weights), maximum length, truncation side and pooling, of the
-    whole encoder (``num_layers=None``), matches. A chunk whose file digest differs is
-    skipped with a warning (its texts are then encoded); texts are matched by their own
-    SHA-256, so a changed text is never served a stale vector.
-    """
-    if num_layers is not None or truncation_side != "left":
-        return {}
-    folder = artifact_dir(model, max_length, root)
-    man = _read_manifest(folder)
-    if man is None:
-        return {}
-    try:
-        settings = _settings(model, max_length)
-    except ArtifactError:
-        return {}
-    if any(man.get(k) != v for k, v in settings.items()):
-        warnings.warn(f"{folder}: manifest settings differ from the encoder; not used",
-                      stacklevel=2)
-        return {}
-    out: dict[str, np.ndarray] = {}
-    for chunks in man.get("splits", {}).values():
-        for c in chunks:
-            f = folder / c["file"]
-            if not f.is_file() or _file_sha256(f) != c["sha256"]:
-                warnings.warn(f"{f}: missing or digest differs; not used", stacklevel=2)
-                continue
-            with np.load(f, allow_pickle=False) as z:
-                ch, rj = z["chosen"].astype(np.float32), z["rejected"].astype(np.float32)
-            for (hc, hr), vc, vr in zip(c["text_sha256"], ch, rj):
-                out[hc], out[hr] = vc, vr
-    return out
-
-
-def available_rows(model: str, split: str, max_length: int = 128, root=None) -> int:
-    """Length of the prefix of ``split`` the manifest lists as computed (0 if none).
-
-    A listing only: :func:`load_rows` verifies the rows when they are read.
-    """
-    man = _read_manifest(artifact_dir(model, max_length, root)) or {}
-    n = 0
-    for c in sorted(man.get("splits", {}).get(split, []), key=lambda c: c["start"]):
-        if c["start"] != n:
-            break
-        n = c["stop"]
-    return n

@@ -263,8 +263,8 @@ def embed_texts(texts, encoder: Encoder, cache: bool = True, progress: bool = Tr
     store = EmbeddingCache(encoder.key, root) if cache else None
     table = store.load() if store is not None else {}
     if cache and any(h not in table for h in hashes):  # the shipped, verified artifact
-        from .embedding_artifact import artifact_vectors
-        table.update(artifact_vectors(encoder.model_name, encoder.max_length,
+        from .embedding_store import artifact_vectors
+        table.update(artifact_vectors(encoder.model_name, encoder.path, encoder.max_length,
                                       encoder.truncation_side, encoder.num_layers))
     missing = sorted({h: t for h, t in zip(hashes, texts) if h not in table}.items())
     if missing:

@@ -186,9 +186,9 @@ def mpnet_model_path(root: str | os.PathLike | None = None, verify: bool = True)
     once per process and file state); a folder that fails is refused, never silently
     replaced.
     """
-    if root is None:
-        from .embeddings import cache_dir
-        root = cache_dir()
+    if root is None:  # the cache root of .embeddings.cache_dir (not imported: no cycle)
+        env = os.environ.get("W2SG_CACHE")
+        root = Path(env) if env else Path.home() / ".cache" / "w2sg_utils"
     models = Path(root) / "models"
     models.mkdir(parents=True, exist_ok=True)
     dest = models / f"all-mpnet-base-v2-{MPNET_REVISION[:12]}"
