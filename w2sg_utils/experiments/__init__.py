@@ -7,9 +7,11 @@ its known defects fixed (see Chapter 5). The subpackage, in the order a run flow
 * :mod:`.presets`, :mod:`.config` -- presets and :class:`ExperimentConfig` (frozen
   dataclasses validated on construction; :func:`make_config`);
 * :mod:`.plan` -- run ids (hash of a run's full configuration) and the ordered plan;
-* :mod:`.embeddings`, :mod:`.models`, :mod:`.training` -- frozen encoders with a disk
-  cache, teachers and strong models, training loops;
-* :mod:`.stages` -- teacher, ceiling, student and bias-variance runs;
+* :mod:`.protocol` -- what a run is and in which order its stages run (teacher,
+  ceiling, student, bias-variance), for the runs of one seed (:mod:`.context`);
+* :mod:`.learners` -- fit a teacher, a strong student or a ceiling for every back-end
+  (:mod:`.embeddings`, :mod:`.models`, :mod:`.finetune`, :mod:`.batched`), through the
+  training loops of :mod:`.training`;
 * :mod:`.store` -- the run store (atomic CSV, validated artifacts) and committed results;
 * :mod:`.sweep` -- :func:`run_sweep`, which runs or resumes a whole plan;
 * :mod:`.metrics` -- accuracy, PGR, misfits and the gain identity, summaries over seeds;
@@ -40,13 +42,15 @@ from .config import (
     objective_names,
     validate_config,
 )
+from .context import SeedContext
 from .data import load_hh_helpful, load_pairs, read_manifest
 from .embeddings import Encoder, embed_texts
 from .metrics import accuracy, bias_variance_table, pair_metrics, pgr, summarize
 from .plan import CODE_VERSION, config_hash, plan_runs, run_id
-from .stages import Backend
 from .store import RunStore, committed_results
 from .sweep import run_sweep
+
+Backend = SeedContext  # the former name (a per-seed context, not a back-end)
 
 __all__ = [
     "CODE_VERSION",
@@ -69,6 +73,7 @@ __all__ = [
     "objective_names",
     "bias_variance_table",
     "committed_results",
+    "SeedContext",
     "Backend",
     "load_hh_helpful",
     "load_pairs",

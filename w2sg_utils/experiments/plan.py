@@ -12,6 +12,8 @@ import json
 
 import numpy as np
 
+from .sections import ExperimentConfig
+
 __all__ = ["CODE_VERSION", "config_hash", "run_id", "plan_runs", "spec_seed"]
 
 CODE_VERSION = "ch05-v2"  # v2: Quan_CACE threshold from all training labels (issue 12)
@@ -33,39 +35,39 @@ def _json_default(o):
 
 def _context(cfg) -> dict:
     """The parts of a configuration every run depends on (not the sweep lists)."""
-    d = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
+    d = cfg.to_dict()
     keys = ("preset", "backend", "sizes", "teacher", "strong", "device")
-    keys += ("ceiling",) if d.get("ceiling") is not None else ()
+    keys += ("ceiling",) if cfg.ceiling is not None else ()
     return {k: d[k] for k in keys} | {"code": CODE_VERSION}
 
 
-def run_id(cfg, spec: dict, data_hash: str) -> str:
+def run_id(cfg: ExperimentConfig, spec: dict, data_hash: str) -> str:
     """Hash of a run's full configuration: context + stage spec + data fingerprint."""
     spec = dict(spec)
     return config_hash({"context": _context(cfg), "spec": spec, "data": data_hash})
 
 
-def plan_runs(cfg) -> list[dict]:
+def plan_runs(cfg: ExperimentConfig) -> list[dict]:
     """Ordered run specs of a sweep (dependencies first within each seed)."""
     plan = []
-    K = cfg["ensemble_size"]
-    l2 = cfg["strong"]["l2"]
-    for seed in cfg["seeds"]:
+    K = cfg.ensemble_size
+    l2 = cfg.strong.l2
+    for seed in cfg.seeds:
         plan.append({"stage": "teacher", "seed": seed, "member": 0})
         plan.append({"stage": "ceiling", "seed": seed, "l2": l2})
-        for obj in cfg["objectives"]:
+        for obj in cfg.objectives:
             plan.append({"stage": "student", "seed": seed, "objective": obj, "l2": l2,
                          "labels": "teacher0"})
-        for lam in cfg["l2_grid"]:
-            for obj in cfg["sweep_objectives"]:
-                if lam == l2 and obj in cfg["objectives"]:
+        for lam in cfg.l2_grid:
+            for obj in cfg.sweep_objectives:
+                if lam == l2 and obj in cfg.objectives:
                     continue
                 plan.append({"stage": "student", "seed": seed, "objective": obj, "l2": lam,
                              "labels": "teacher0"})
         if K:
             for k in range(1, K + 1):
                 plan.append({"stage": "teacher", "seed": seed, "member": k})
-            for obj in cfg["ensemble_objectives"]:
+            for obj in cfg.ensemble_objectives:
                 for k in range(1, K + 1):
                     plan.append({"stage": "student", "seed": seed, "objective": obj,
                                  "l2": l2, "labels": f"teacher{k}"})

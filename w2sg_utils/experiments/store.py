@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 
 from .._common import atomic_write, atomic_write_text
-from ..sharding import store_lock
 from .records import (
     INDEX,
     RUNS_DIR,
@@ -46,6 +45,7 @@ from .records import (
     parse_index_lenient,
     read_index,
 )
+from .sharding import store_lock
 
 __all__ = ["RunStore", "RepairReport", "StoreError", "committed_results"]
 
@@ -158,7 +158,7 @@ class RunStore:
         is an error).
 
         Holds the store's lock, so concurrent writers (the shards of a sweep,
-        :mod:`w2sg_utils.sharding`) never lose each other's runs. The record holds the
+        :mod:`w2sg_utils.experiments.sharding`) never lose each other's runs. The record holds the
         SHA-256 of the run's artifact if it was saved before.
         """
         rid = check_run_id(row["run_id"])

@@ -9,11 +9,12 @@ from contextlib import nullcontext
 
 import pandas as pd
 
-from ..distributed import current as processes
-from ..sharding import run_lock, shard_run_ids
 from .config import validate_config
+from .context import SeedContext
+from .distributed import current as processes
 from .plan import plan_runs, run_id
-from .stages import Backend, execute
+from .protocol import execute
+from .sharding import run_lock, shard_run_ids
 from .store import RunStore
 
 __all__ = ["run_sweep"]
@@ -24,26 +25,31 @@ def run_sweep(cfg, out_dir: str | os.PathLike, data_dir=None, progress: bool = T
               shard: tuple[int, int] | None = None) -> pd.DataFrame:
     """Run (or resume) every run of :func:`plan_runs` and return the results table.
 
-    A run whose row is in ``out_dir/results.csv`` and whose artifact is valid is skipped;
-    a missing or invalid artifact of a finished run is recomputed (deterministically)
-    without adding a second row. ``on_row`` is called after each new row is written.
+    The store is first repaired (:meth:`~.store.RunStore.repair`: a torn index is
+    rebuilt from the run records, runs whose record or artifact fails its checksum are
+    dropped, an old store is migrated). A run with a record and a valid artifact is
+    skipped; a missing or invalid artifact of a finished run is recomputed
+    (deterministically) without adding a second row. ``data_dir`` is a folder or a data
+    source of :mod:`.sources` (own data, Hugging Face ``datasets``). ``on_row`` is called after each new row is written.
     ``shard = (I, N)`` runs only the runs of shard ``I`` of ``N``
-    (:func:`~w2sg_utils.sharding.assign_shards`) and the runs they need that no shard
+    (:func:`~w2sg_utils.experiments.sharding.assign_shards`) and the runs they need that no shard
     has stored yet; each run is computed while its lock is held, so concurrent shards
     compute every run once. Under ``accelerate launch`` (causal-LM presets) all
     processes train together and only the main one writes the store
-    (:mod:`w2sg_utils.distributed`).
+    (:mod:`w2sg_utils.experiments.distributed`).
     Setting the environment variable ``W2SG_ABORT_AFTER=n`` hard-exits the process
     (``os._exit``) after ``n`` new rows, to test resumption after a kill.
     """
     from tqdm import tqdm
 
     cfg = validate_config(cfg)
-    par = processes(cfg["device"])
-    if par.num_processes > 1 and cfg["backend"] == "embedding":
-        raise ValueError(f"preset: {cfg['preset']!r} trains small heads in one process; "
+    par = processes(cfg.device)
+    if par.num_processes > 1 and cfg.backend == "embedding":
+        raise ValueError(f"preset: {cfg.preset!r} trains small heads in one process; "
                          "run it without accelerate launch (several processes: --shard)")
     store = RunStore(out_dir)
+    if par.is_main:  # a torn index, broken records or artifacts, an old layout
+        store.repair()
     plan = plan_runs(cfg)
     state = _SweepState(cfg, store, data_dir, progress and par.is_main, on_row,
                         int(os.environ.get("W2SG_ABORT_AFTER", "0") or 0), par)
@@ -55,7 +61,7 @@ def run_sweep(cfg, out_dir: str | os.PathLike, data_dir=None, progress: bool = T
             r = _SeedRunner(state, seed)
             ids += [r.rid(spec) for spec in plan if spec["seed"] == seed]
         mine = shard_run_ids(ids, shard)
-    bar = tqdm(total=len(plan) if mine is None else len(mine), desc=f"sweep {cfg['preset']}",
+    bar = tqdm(total=len(plan) if mine is None else len(mine), desc=f"sweep {cfg.preset}",
                disable=not state.progress)
     for seed in seeds:
         runner = _SeedRunner(state, seed)
@@ -78,7 +84,7 @@ class _SweepState:
         return run_lock(self.store.root, rid) if self.par.is_main else nullcontext()
 
     def record(self, rid, spec, row, data_hash) -> None:
-        row = {"run_id": rid, "preset": self.cfg["preset"], "data_hash": data_hash, **row,
+        row = {"run_id": rid, "preset": self.cfg.preset, "data_hash": data_hash, **row,
                "spec": json.dumps(spec, sort_keys=True)}
         self.store.append(row)
         self.new_rows += 1
@@ -93,11 +99,11 @@ class _SeedRunner:
 
     def __init__(self, state: _SweepState, seed: int):
         self.s = state
-        self.bk = Backend(state.cfg, seed, state.data_dir, state.progress)
+        self.ctx = SeedContext(state.cfg, seed, state.data_dir, state.progress)
         self.cache: dict[str, dict] = {}
 
     def rid(self, spec) -> str:
-        return run_id(self.s.cfg, spec, self.bk.data_hash)
+        return run_id(self.s.cfg, spec, self.ctx.data_hash)
 
     def ensure(self, spec) -> dict:
         rid = self.rid(spec)
@@ -112,9 +118,9 @@ class _SeedRunner:
         arrays, done = s.par.broadcast(state)  # every process follows the main one
         if arrays is not None and done:
             return arrays
-        arrays, row = execute(spec, self.bk, self.ensure)
+        arrays, row = execute(spec, self.ctx, self.ensure)
         if s.par.is_main:
             s.store.save_artifact(rid, **arrays)
             if not done:
-                s.record(rid, spec, row, self.bk.data_hash)
+                s.record(rid, spec, row, self.ctx.data_hash)
         return arrays

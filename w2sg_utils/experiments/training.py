@@ -17,24 +17,27 @@ logit, ``y`` the target probability that ``a`` is preferred; see
 
 Both causal-LM loops use Adam at the released code's ``lr = 1e-5`` by default and the same
 seeded order of pairs, so they compute the same update up to floating-point order
-(checked in ``tests/test_models.py``) for objectives that are a mean over examples.
+(checked in ``tests/experiments/test_models.py``) for objectives that are a mean over examples.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .._common import non_negative, positive, positive_int, torch_threads
-from ..distributed import current as processes
+from .distributed import current as processes
 
 __all__ = [
     "torch_threads",
     "train_head",
     "head_logits",
     "tokenize_pairs",
+    "Loop",
+    "minibatches",
     "train_reward_model",
     "train_reward_model_paper",
     "reward_logits",
@@ -48,6 +51,10 @@ def _check_targets(targets, n):
     if not np.all((y >= 0) & (y <= 1)):
         raise ValueError("targets: probabilities must lie in [0, 1]")
     return y
+
+
+HEAD_STREAM = 77
+"""The minibatch stream of the heads on frozen embeddings (:func:`minibatches`)."""
 
 
 def train_head(head, e_a, e_b, targets, objective: Callable, *, l2: float = 0.0,
@@ -80,31 +87,26 @@ def _train_head(head, e_a, e_b, targets, objective, *, l2, epochs, lr, batch_siz
     positive_int(epochs, "epochs")
     positive_int(batch_size, "batch_size")
     torch.manual_seed(seed)
-    gen = np.random.default_rng([seed, 77])
     A, B = torch.from_numpy(e_a), torch.from_numpy(e_b)
     Y = torch.from_numpy(y.astype(np.float32))
     n = len(Y)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total = epochs * steps_per_epoch
+    total = epochs * math.ceil(n / batch_size)
     weights = [p for name, p in head.named_parameters() if name.endswith("weight")]
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     objective.fit(Y)  # Quan_CACE: threshold from all training labels (no-op otherwise)
     head.train()
-    step = 0
-    for _ in tqdm(range(epochs), disable=not progress, desc="head", leave=False):
-        perm = torch.from_numpy(gen.permutation(n))
-        for s in range(0, n, batch_size):
-            idx = perm[s: s + batch_size]
-            if len(idx) == 1 and n > 1:  # batch-quantile objectives need two examples
-                continue
-            z = head(A[idx], B[idx])
-            loss = objective(z, Y[idx], progress=step / total)
-            if l2 > 0:
-                loss = loss + l2 * sum((w ** 2).sum() for w in weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+    # batch-quantile objectives need two examples: a last block of one is skipped
+    batches = minibatches(n, batch_size, epochs, seed, stream=HEAD_STREAM, min_size=2)
+    for step, idx in enumerate(tqdm(batches, disable=not progress, desc="head",
+                                    leave=False, total=total)):
+        idx = torch.from_numpy(idx)
+        z = head(A[idx], B[idx])
+        loss = objective(z, Y[idx], progress=step / total)
+        if l2 > 0:
+            loss = loss + l2 * sum((w ** 2).sum() for w in weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     return head.eval()
 
 
@@ -144,82 +146,132 @@ def _pad_id(tokenizer):
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def _common_checks(n_pairs, targets, batch_size, epochs, lr, device, bf16):
-    y = _check_targets(targets, n_pairs)
-    positive_int(batch_size, "batch_size")
-    positive_int(epochs, "epochs")
-    positive(lr, "lr")
-    if str(device).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"device: {device!r} requested but CUDA is not available")
-    if bf16 and not str(device).startswith("cuda"):
-        raise ValueError("bf16: autocast to bf16 is only used on CUDA devices")
-    return y
-
-
 ORDERS = ("reshuffle", "release")
 """Minibatch orders: a new permutation every epoch, or the released code's."""
 LR_SCHEDULES = ("constant", "cosine")
 """Learning-rate schedules: constant, or cosine annealing to 0 over the run, per step."""
 
 
-def _orders(n, batch_size, epochs, seed, order="reshuffle"):
-    """Minibatches of indices. ``"release"``: the training set shuffled once
-    (``datasets.Dataset.shuffle(seed)`` draws ``numpy.random.default_rng(seed)
-    .permutation(n)``), the same order in every epoch, the stream cut into
-    ``n * epochs // batch_size`` full minibatches that may span two epochs
-    (``itertools.repeat`` in the release's ``train_reward_model``)."""
+def minibatches(n: int, batch_size: int, epochs: int, seed: int, order: str = "reshuffle",
+                stream: int = 4242, min_size: int = 1):
+    """Minibatches of indices of ``n`` examples: the one generator of every loop.
+
+    ``"reshuffle"``: a new permutation of ``numpy.random.default_rng([seed, stream])``
+    every epoch, cut into ``batch_size`` blocks (the last may be short; a block under
+    ``min_size`` examples is skipped when ``n >= min_size``). ``"release"``: the
+    training set shuffled once (``datasets.Dataset.shuffle(seed)`` draws
+    ``numpy.random.default_rng(seed).permutation(n)``), the same order in every epoch,
+    the stream cut into ``n * epochs // batch_size`` full minibatches that may span two
+    epochs (``itertools.repeat`` in the release's ``train_reward_model``).
+    """
     if order == "release":
-        stream = np.tile(np.random.default_rng(seed).permutation(n), epochs)
+        perm = np.tile(np.random.default_rng(seed).permutation(n), epochs)
         for s in range(n * epochs // batch_size):
-            yield stream[s * batch_size: (s + 1) * batch_size]
+            yield perm[s * batch_size: (s + 1) * batch_size]
         return
-    gen = np.random.default_rng([seed, 4242])
+    gen = np.random.default_rng([seed, stream])
     for _ in range(epochs):
         perm = gen.permutation(n)
         for s in range(0, n, batch_size):
+            if min(batch_size, n - s) < min_size <= n:
+                continue
             yield perm[s: s + batch_size]
 
 
-def _check_protocol(order, lr_schedule, dropout, n, batch_size, epochs):
-    if order not in ORDERS:
-        raise ValueError(f"order: one of {ORDERS}, got {order!r}")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule: one of {LR_SCHEDULES}, got {lr_schedule!r}")
-    if not isinstance(dropout, bool):
-        raise ValueError(f"dropout: expected True or False, got {dropout!r}")
-    if order == "release" and n * epochs < batch_size:
-        raise ValueError(f"batch_size: {batch_size} exceeds the {n * epochs} pairs of the run; "
-                         "order='release' keeps full minibatches only")
+@dataclass(frozen=True)
+class Loop:
+    """Settings of the reward-model loops (:func:`train_reward_model`): Adam's ``lr``,
+    minibatches of ``batch_size`` pairs in microbatches of ``micro_batch_size``,
+    ``epochs``, ``max_length`` tokens (left truncation), ``device``, ``bf16`` autocast
+    (CUDA), the minibatch ``order``, the ``lr_schedule`` and ``dropout`` (``False``: the
+    model trains in ``eval()`` mode, as released). Defaults: the loop's own; a
+    configuration section gives its values with ``section.loop(device)``."""
+
+    lr: float = 1e-5
+    batch_size: int = 32
+    micro_batch_size: int = 8
+    epochs: int = 2
+    max_length: int = 1024
+    device: str = "cpu"
+    bf16: bool = False
+    order: str = "reshuffle"
+    lr_schedule: str = "constant"
+    dropout: bool = True
+
+    def __post_init__(self):
+        positive(self.lr, "lr")
+        for k in ("batch_size", "micro_batch_size", "epochs", "max_length"):
+            positive_int(getattr(self, k), k)
+        if self.order not in ORDERS:
+            raise ValueError(f"order: one of {ORDERS}, got {self.order!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule: one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not isinstance(self.dropout, bool):
+            raise ValueError(f"dropout: expected True or False, got {self.dropout!r}")
+        dev = str(self.device)
+        if dev.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"device: {dev!r} requested but CUDA is not available")
+        if self.bf16 and not dev.startswith("cuda"):
+            raise ValueError("bf16: autocast to bf16 is only used on CUDA devices")
+
+    def check_pairs(self, n: int) -> None:
+        """``ValueError`` if ``n`` pairs cannot fill one minibatch of the released order."""
+        if self.order == "release" and n * self.epochs < self.batch_size:
+            raise ValueError(f"batch_size: {self.batch_size} exceeds the "
+                             f"{n * self.epochs} pairs of the run; order='release' "
+                             "keeps full minibatches only")
 
 
-def _start_training(model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr,
-                    batch_size, epochs, device, seed, max_steps, objective,
-                    order="reshuffle", lr_schedule="constant", dropout=True):
+def _loop(loop: Loop | None, fields: dict) -> Loop:
+    if loop is not None and fields:
+        raise ValueError(f"loop: give a Loop or its fields, not both ({sorted(fields)})")
+    return loop if loop is not None else Loop(**fields)
+
+
+@dataclass
+class _Run:
+    """What both reward-model loops start from (:func:`_start_training`)."""
+
+    ids_a: list
+    ids_b: list
+    pad: int
+    opt: object
+    sched: object
+    batches: list
+    n_steps: int
+    Y: object
+    stats: dict
+
+
+def _start_training(model, tokenizer, text_a, text_b, y, loop: Loop, seed, max_steps,
+                    objective, pretokenized) -> _Run:
     """Shared set-up of both training loops: tokens, optimiser, the seeded minibatch order,
     the schedule and the dropout state (``model.train()`` or, as released, ``eval()``)."""
     import torch
 
-    _check_protocol(order, lr_schedule, dropout, len(y), batch_size, epochs)
-    ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, max_length)
+    loop.check_pairs(len(y))
+    ids_a, ids_b = pretokenized or tokenize_pairs(tokenizer, text_a, text_b, loop.max_length)
     torch.manual_seed(seed)
-    model.to(device).train(dropout)
+    model.to(loop.device).train(loop.dropout)
     # a model may give its own groups (the fine-tuned encoder: head lr and L2 penalty)
-    groups = model.param_groups(lr) if hasattr(model, "param_groups") else model.parameters()
-    opt = torch.optim.Adam(groups, lr=lr)
-    batches = list(_orders(len(y), batch_size, epochs, seed, order))
+    groups = (model.param_groups(loop.lr) if hasattr(model, "param_groups")
+              else model.parameters())
+    opt = torch.optim.Adam(groups, lr=loop.lr)
+    batches = list(minibatches(len(y), loop.batch_size, loop.epochs, seed, loop.order))
     total = len(batches)  # progress and schedule refer to the whole run
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
-             if lr_schedule == "cosine" else None)
+             if loop.lr_schedule == "cosine" else None)
     if max_steps is not None:
         positive_int(max_steps, "max_steps")
         batches = batches[:max_steps]
     Y = torch.tensor(y, dtype=torch.float32)
     objective.fit(Y)  # Quan_CACE: threshold from all training labels (no-op otherwise)
     stats = {"steps": 0, "pairs": 0, "tokens": 0, "loss": float("nan"), "lr": []}
-    return ids_a, ids_b, _pad_id(tokenizer), opt, batches, Y, stats, sched, total
+    return _Run(ids_a, ids_b, _pad_id(tokenizer), opt, sched, batches, total, Y, stats)
 
 
 def _upcast(z):
@@ -240,56 +292,58 @@ def _end_step(opt, sched, stats, n_pairs, loss):
     stats["loss"] = loss
 
 
-def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Callable, *,
-                       lr: float = 1e-5, batch_size: int = 32, micro_batch_size: int = 8,
-                       epochs: int = 2, max_length: int = 1024, device: str = "cpu",
-                       bf16: bool = False, seed: int = 0, max_steps: int | None = None,
-                       progress: bool = True, pretokenized=None, order: str = "reshuffle",
-                       lr_schedule: str = "constant", dropout: bool = True) -> dict:
+def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Callable,
+                       loop: Loop | None = None, *, seed: int = 0,
+                       max_steps: int | None = None, progress: bool = True,
+                       pretokenized=None, **loop_fields) -> dict:
     """Fast loop for the causal-LM reward model (claim C9 protocol, faster execution).
 
-    Each minibatch of ``batch_size`` pairs (seeded order) is sorted by length and cut
-    into microbatches of ``micro_batch_size`` pairs; both texts of a microbatch go
-    through the model in one left-padded batch of ``2 * m`` rows. Losses are weighted
-    by ``m / batch_size`` so the accumulated gradient is that of the minibatch mean.
-    Returns ``{"steps", "pairs", "tokens", "loss", "lr"}`` (``loss`` the last
-    minibatch's, ``lr`` the learning rate of each step). The released protocol is
+    ``loop``: a :class:`Loop` (or its fields as keywords, e.g. ``lr=1e-5,
+    micro_batch_size=4``). Each minibatch of ``batch_size`` pairs (seeded order) is
+    sorted by length and cut into microbatches of ``micro_batch_size`` pairs; both texts
+    of a microbatch go through the model in one left-padded batch of ``2 * m`` rows.
+    Losses are weighted by ``m / batch_size`` so the accumulated gradient is that of the
+    minibatch mean. Returns ``{"steps", "pairs", "tokens", "loss", "lr"}`` (``loss`` the
+    last minibatch's, ``lr`` the learning rate of each step). The released protocol is
     ``order="release"``, ``lr_schedule="cosine"``, ``dropout=False`` (the model trains
     in ``eval()`` mode, the release's ``train_with_dropout=False``) in float32; checked
-    against a loop written from the release in ``tests/test_release_loop.py``.
+    against a loop written from the release in ``tests/experiments/test_release_loop.py``.
     Under ``accelerate launch`` with several processes, each takes a share of every
-    minibatch and the update is the same (:mod:`w2sg_utils.distributed`).
+    minibatch and the update is the same (:mod:`w2sg_utils.experiments.distributed`).
 
     Statement: {prf:ref}`def-ch05-pairwise`.
     """
     import torch
     from tqdm import tqdm
 
-    y = _common_checks(len(text_a), targets, batch_size, epochs, lr, device, bf16)
-    positive_int(micro_batch_size, "micro_batch_size")
-    par = processes(device)  # one process, or several through accelerate
-    device = par.device(device)
-    ids_a, ids_b, pad, opt, batches, Y, stats, sched, n_steps = _start_training(
-        model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr, batch_size,
-        epochs, device, seed, max_steps, objective, order, lr_schedule, dropout)
-    net, opt = par.prepare(model, opt)
-    for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (fast)")):
+    loop = _loop(loop, loop_fields)
+    y = _check_targets(targets, len(text_a))
+    par = processes(loop.device)  # one process, or several through accelerate
+    device = par.device(loop.device)
+    loop = replace(loop, device=device)
+    run = _start_training(model, tokenizer, text_a, text_b, y, loop, seed, max_steps,
+                          objective, pretokenized)
+    ids_a, ids_b, stats = run.ids_a, run.ids_b, run.stats
+    net, opt = par.prepare(model, run.opt)
+    for step, idx in enumerate(tqdm(run.batches, disable=not progress, desc="train (fast)")):
         idx = sorted(idx, key=lambda i: max(len(ids_a[i]), len(ids_b[i])))
         opt.zero_grad(set_to_none=True)
         total = 0.0
-        for mb, num, den, last in par.microbatches(idx, micro_batch_size):
-            ids, mask = _collate([ids_a[i] for i in mb] + [ids_b[i] for i in mb], pad, device)
+        for mb, num, den, last in par.microbatches(idx, loop.micro_batch_size):
+            ids, mask = _collate([ids_a[i] for i in mb] + [ids_b[i] for i in mb], run.pad,
+                                 device)
             with par.no_sync(net, last):
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(bf16)):
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bool(loop.bf16)):
                     z = par.pair_logits(net, ids, mask)
                 if num:
-                    loss = objective(_upcast(z), Y[mb].to(device), progress=step / n_steps)
+                    loss = objective(_upcast(z), run.Y[mb].to(device),
+                                     progress=step / run.n_steps)
                 else:  # zero-weight padding of a short share: no objective state touched
                     loss = _upcast(z).sum()
                 par.backward(loss * num / den)
             total += float(loss.detach()) * num / den / par.num_processes
             stats["tokens"] += int(mask.sum()) if num else 0
-        _end_step(opt, sched, stats, len(idx), total)
+        _end_step(opt, run.sched, stats, len(idx), total)
     stats["loss"] = par.reduce_sum(stats["loss"])
     stats["tokens"] = int(par.reduce_sum(stats["tokens"]))
     par.release()
@@ -298,32 +352,33 @@ def train_reward_model(model, tokenizer, text_a, text_b, targets, objective: Cal
 
 
 def train_reward_model_paper(model, tokenizer, text_a, text_b, targets, objective: Callable,
-                             *, lr: float = 1e-5, batch_size: int = 32, epochs: int = 2,
-                             max_length: int = 1024, device: str = "cpu", seed: int = 0,
+                             loop: Loop | None = None, *, seed: int = 0,
                              max_steps: int | None = None, progress: bool = True,
-                             pretokenized=None) -> dict:
+                             pretokenized=None, **loop_fields) -> dict:
     """Baseline: the released code's loop, one pair per forward pass, ``batch_size``
     accumulation steps per update, fp32. Same seeded order as :func:`train_reward_model`.
     """
     from tqdm import tqdm
 
-    y = _common_checks(len(text_a), targets, batch_size, epochs, lr, device, False)
-    ids_a, ids_b, pad, opt, batches, Y, stats, sched, n_steps = _start_training(
-        model, tokenizer, text_a, text_b, y, pretokenized, max_length, lr, batch_size,
-        epochs, device, seed, max_steps, objective)
-    for step, idx in enumerate(tqdm(batches, disable=not progress, desc="train (paper)")):
-        opt.zero_grad(set_to_none=True)
+    loop = _loop(loop, loop_fields)
+    if loop.bf16:
+        raise ValueError("bf16: the paper's loop trains in float32")
+    y = _check_targets(targets, len(text_a))
+    run = _start_training(model, tokenizer, text_a, text_b, y, loop, seed, max_steps,
+                          objective, pretokenized)
+    for step, idx in enumerate(tqdm(run.batches, disable=not progress, desc="train (paper)")):
+        run.opt.zero_grad(set_to_none=True)
         total = 0.0
         for i in idx:
-            ids, mask = _collate([ids_a[i], ids_b[i]], pad, device)
+            ids, mask = _collate([run.ids_a[i], run.ids_b[i]], run.pad, loop.device)
             z = model.pair_logits(ids, mask)
-            loss = objective(z, Y[[i]].to(device), progress=step / n_steps)
+            loss = objective(z, run.Y[[i]].to(loop.device), progress=step / run.n_steps)
             (loss / len(idx)).backward()
             total += float(loss.detach()) / len(idx)
-            stats["tokens"] += int(mask.sum())
-        _end_step(opt, sched, stats, len(idx), total)
+            run.stats["tokens"] += int(mask.sum())
+        _end_step(run.opt, run.sched, run.stats, len(idx), total)
     model.eval()
-    return stats
+    return run.stats
 
 
 def reward_logits(model, tokenizer, text_a, text_b, *, max_length: int = 1024,

@@ -27,7 +27,7 @@ One named difference: objectives that take a quantile over the current batch (``
 ``logconf``, ``Quan_CACE_k`` with ``scope="batch"``) see only their process's share of
 it, so they match one process only approximately. Mean-over-pairs objectives, and
 ``Quan_CACE_k``'s released threshold (fixed from all training labels, which every
-process sees), match to rounding (``tests/test_distributed.py``).
+process sees), match to rounding (``tests/experiments/test_distributed.py``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_release_protocol import rel_aux, rel_bce, rel_reverse_bce
+from tests.experiments.test_release_protocol import rel_aux, rel_bce, rel_reverse_bce
 from w2sg_utils.experiments import models as M
 from w2sg_utils.experiments import training as T
 from w2sg_utils.experiments.data import load_hh_helpful
@@ -148,15 +148,18 @@ def test_each_protocol_piece_is_seen(setup, planted):
 
 def test_release_order_spans_epochs():
     """``order="release"``: one permutation, repeated, cut into full minibatches."""
-    got = [b.tolist() for b in T._orders(10, 4, 2, 7, "release")]
+    got = [b.tolist() for b in T.minibatches(10, 4, 2, 7, "release")]
     perm = np.random.default_rng(7).permutation(10).tolist()
     assert got == [(perm * 2)[4 * s: 4 * s + 4] for s in range(5)]
     with pytest.raises(ValueError, match="order"):
-        T._check_protocol("sorted", "constant", True, 10, 4, 1)
+        T.Loop(order="sorted", batch_size=4, epochs=1)
     with pytest.raises(ValueError, match="lr_schedule"):
-        T._check_protocol("release", "linear", True, 10, 4, 1)
+        T.Loop(order="release", lr_schedule="linear", batch_size=4, epochs=1)
+    with pytest.raises(ValueError, match="dropout"):
+        T.Loop(dropout=1)
     with pytest.raises(ValueError, match="batch_size"):
-        T._check_protocol("release", "cosine", False, 3, 4, 1)
+        T.Loop(order="release", lr_schedule="cosine", dropout=False, batch_size=4,
+               epochs=1).check_pairs(3)
 
 
 def test_gpt2_preset_is_the_released_protocol(monkeypatch, capsys):

@@ -9,8 +9,9 @@ import torch
 
 from w2sg_utils import experiments as E
 from w2sg_utils.experiments import ensembles as ENS
+from w2sg_utils.experiments import learners
 from w2sg_utils.experiments.data import load_hh_helpful
-from w2sg_utils.experiments.models import PairHead, TfidfTeacher
+from w2sg_utils.experiments.models import PairHead
 from w2sg_utils.experiments.plan import spec_seed
 from w2sg_utils.experiments.training import head_logits, train_head
 from w2sg_utils.losses import get_objective
@@ -37,42 +38,6 @@ def test_disjoint_draws_are_disjoint_and_hold_both_classes(data):
         ENS.ensemble_draws(labels, 20, 6, seed=1, scheme="jackknife")
 
 
-@pytest.mark.parametrize("max_features", [20000, 300])
-def test_batched_tfidf_teachers_equal_the_single_teacher(data, max_features):
-    draws = ENS.ensemble_draws(data["train_gt"].label, 15, 3, seed=0, scheme="bootstrap")
-    out = ENS.tfidf_teacher_logits(data["train_gt"], draws, {"w": data["train_w2s"], "t": data["test"]},
-                                   C=10.0, ngram_max=2, max_features=max_features)
-    for k, idx in enumerate(draws):
-        sub = data["train_gt"].subset(idx)
-        m = TfidfTeacher(C=10.0, ngram_max=2, max_features=max_features).fit(
-            sub.text_a, sub.text_b, sub.label)
-        for nm, ds in (("w", data["train_w2s"]), ("t", data["test"])):
-            np.testing.assert_allclose(out[nm][k], m.logits(ds.text_a, ds.text_b), rtol=1e-6, atol=1e-8)
-
-
-@pytest.mark.parametrize("objective, l2", [("reverse_bce", 1e-3), ("Quan_CACE_5", 0.0), ("aux", 1e-3)])
-def test_batched_heads_equal_separate_heads(objective, l2):
-    rng = np.random.default_rng(0)
-    n, d, K = 50, 8, 3
-    ea, eb = rng.normal(size=(n, d)).astype(np.float32), rng.normal(size=(n, d)).astype(np.float32)
-    targets = rng.uniform(0.05, 0.95, (K, n))
-    W = ENS.train_heads(ea, eb, targets, objective, l2=l2, epochs=3, lr=1e-2, batch_size=16, seed=5)
-    for k in range(K):
-        head = train_head(PairHead(d, "linear"), ea, eb, targets[k], get_objective(objective), l2=l2,
-                          epochs=3, lr=1e-2, batch_size=16, seed=5)
-        np.testing.assert_allclose((ea - eb) @ W[k], head_logits(head, ea, eb), rtol=1e-4, atol=1e-5)
-
-
-def test_train_heads_validates_arguments():
-    e = np.zeros((4, 2), np.float32)
-    with pytest.raises(ValueError, match="targets"):
-        ENS.train_heads(e, e, np.full((2, 4), 1.5), "bce")
-    with pytest.raises(ValueError, match="e_b"):
-        ENS.train_heads(e, e[:3], np.zeros((2, 4)), "bce")
-    with pytest.raises(ValueError, match="l2"):
-        ENS.train_heads(e, e, np.zeros((2, 4)), "bce", l2=-1.0)
-
-
 def test_run_ensemble_embedding_preset_caches_every_stage(tmp_path):
     torch.manual_seed(0)
     cfg = E.make_config(sizes={"train_gt": 60, "train_w2s": 24, "test": 20}, seeds=[0],
@@ -89,15 +54,16 @@ def test_run_ensemble_embedding_preset_caches_every_stage(tmp_path):
         np.testing.assert_array_equal(again["students"][key][1], out["students"][key][1])
     assert len(list((tmp_path / "artifacts").glob("*.npz"))) == n_art
     # the student of teacher k was trained on teacher k's labels: same as training it alone
-    bk = E.Backend(cfg, 0, None, False)
-    ea, eb = bk.embeddings("train_w2s")
+    bk = E.SeedContext(cfg, 0)
+    enc = learners.student_model(cfg).encoder()
+    ea, eb = bk.embeddings("train_w2s", enc)
     spec = {"stage": "ensemble_students", "seed": 0, "K": 3, "scheme": "disjoint",
             "objective": "bce", "l2": 1e-3}
     from w2sg_utils.experiments.models import sigmoid
     head = train_head(PairHead(ea.shape[1], "linear"), ea, eb, sigmoid(out["teachers"][0][1]),
                       get_objective("bce"), l2=1e-3, epochs=2, lr=1e-2, batch_size=64,
                       seed=spec_seed(spec))
-    ta, tb = bk.embeddings("test")
+    ta, tb = bk.embeddings("test", enc)
     np.testing.assert_allclose(out["students"][("bce", 1e-3)][1][1], head_logits(head, ta, tb),
                                rtol=1e-4, atol=1e-5)
 
@@ -135,3 +101,49 @@ def test_seed_tables_against_plain_formulas():
         np.testing.assert_allclose(tab["risk_s"][s], -(y * np.log(ps_t) + (1 - y) * np.log(1 - ps_t)).mean(0),
                                    rtol=1e-9)
     assert tab["misfit_train"].shape == (2, n_w) and tab["misfit"].shape == (2, n_t)
+
+
+TINY = {  # per preset: sizes and settings that run in seconds on CPU
+    "hh-minilm-cpu": dict(sizes={"train_gt": 40, "train_w2s": 16, "test": 12},
+                          teacher={"n_labels": 10}, strong={"epochs": 1}),
+    "tiny-gpt2": dict(sizes={"train_gt": 12, "train_w2s": 8, "test": 6},
+                      teacher={"n_labels": 6}),
+    "minilm-finetune": dict(sizes={"train_gt": 20, "train_w2s": 8, "test": 6},
+                            teacher={"n_labels": 6}, ceiling={"epochs": 1},
+                            strong={"max_length": 32, "batch_size": 4,
+                                    "micro_batch_size": 4, "num_threads": 1}),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(E.PRESETS))
+def test_chapter6_runner_runs_or_refuses_every_preset(preset, tmp_path, monkeypatch):
+    """Chapter 6's runner trains every preset this machine can run through Chapter 5's
+    learners (``minilm-finetune``: its students are fine-tuned encoders, its ceiling a
+    head on frozen embeddings), and refuses the others before any work, naming the
+    preset and its back-end."""
+    from w2sg_utils.experiments import context, finetune
+
+    p = E.PRESETS[preset]
+    if p.requires_cuda and not torch.cuda.is_available():
+        def no_work(*args, **kwargs):
+            raise AssertionError("work started before the refusal")
+
+        monkeypatch.setattr(context, "load_hh_helpful", no_work)
+        with pytest.raises(ValueError, match=rf"preset: '{preset}' \(back-end "
+                                             rf"'{p.backend}'\).*needs CUDA"):
+            ENS.run_ensemble(p.config, 0, 2, [("bce", 0.0)], tmp_path)
+        assert not any(tmp_path.iterdir())
+        return
+    assert preset in TINY, f"add tiny settings for the CPU preset {preset!r}"
+    loads = []
+    real = finetune.load_encoder_reward
+    monkeypatch.setattr(finetune, "load_encoder_reward",
+                        lambda *a, **k: loads.append(k["seed"]) or real(*a, **k))
+    cfg = E.make_config(preset, seeds=[0], objectives=["bce"], **TINY[preset])
+    out = ENS.run_ensemble(cfg, 0, 2, [("bce", 0.0)], tmp_path)
+    n_w2s, n_test = cfg.sizes.train_w2s, cfg.sizes.test
+    assert out["teachers"][0].shape == (2, n_w2s) and out["ceiling"][1].shape == (1, n_test)
+    z_w2s, z_test = out["students"][("bce", 0.0)]
+    assert z_w2s.shape == (2, n_w2s) and z_test.shape == (2, n_test)
+    assert all(np.all(np.isfinite(z)) for z in (z_w2s, z_test, *out["teachers"]))
+    assert len(loads) == (2 if cfg.backend == "finetune" else 0)  # one per student

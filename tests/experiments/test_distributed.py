@@ -1,4 +1,4 @@
-"""Tests of w2sg_utils.distributed: one and several processes train the same model.
+"""Tests of w2sg_utils.experiments.distributed: one and several processes train the same model.
 
 The two-process tests launch ``accelerate launch`` on CPU (gloo backend), as CI can.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from w2sg_utils import distributed as D
+from w2sg_utils.experiments import distributed as D
 from w2sg_utils.experiments import models as M
 from w2sg_utils.losses import get_objective
 

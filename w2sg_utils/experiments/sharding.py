@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._common import positive_int
+from .._common import positive_int
 
 try:
     import fcntl

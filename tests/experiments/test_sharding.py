@@ -1,4 +1,4 @@
-"""Tests of w2sg_utils.sharding: shard partition and file locks (sweeps across machines)."""
+"""Tests of w2sg_utils.experiments.sharding: shard partition and file locks (sweeps across machines)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2sg_utils import sharding as S
+from w2sg_utils.experiments import sharding as S
 
 IDS = [f"{k:016x}" for k in (7, 3, 11, 5, 2, 13, 17)]
 
@@ -55,7 +55,7 @@ def test_run_lock_rejects_path_like_ids(tmp_path):
 _COUNTER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from w2sg_utils.sharding import store_lock
+    from w2sg_utils.experiments.sharding import store_lock
     root, k = Path(sys.argv[1]), int(sys.argv[2])
     f = root / "count.txt"
     for _ in range(k):
@@ -82,7 +82,7 @@ def test_lock_serialises_read_modify_write_across_processes(tmp_path):
 def test_lock_times_out_and_is_released_when_its_holder_is_killed(tmp_path):
     holder = textwrap.dedent(f"""
         import sys, time
-        from w2sg_utils.sharding import run_lock
+        from w2sg_utils.experiments.sharding import run_lock
         with run_lock({str(tmp_path)!r}, "abc"):
             print("locked", flush=True)
             time.sleep(600)

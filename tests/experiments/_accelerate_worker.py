@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import torch
 
-from w2sg_utils import distributed as D
+from w2sg_utils.experiments import distributed as D
 from w2sg_utils.experiments import models as M
 from w2sg_utils.experiments import training as T
 from w2sg_utils.experiments.data import load_hh_helpful
