@@ -111,3 +111,90 @@ def test_causal_lm_options(capsys, tmp_path):
     assert cfg["teacher"]["n_labels"] == 10
     err = _err(capsys, ["run", "--out", str(tmp_path), "--student-model", "gpt2"])
     assert "only for causal-LM presets" in err
+
+
+# ------------------------------------------- every failure: one line, through the command
+
+def _w2sg(*args, cwd=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "w2sg_utils", *args], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=cwd)
+
+
+def _own_folder(d, n=30):
+    import json
+
+    d.mkdir()
+    for split in ("train_gt", "train_w2s", "test"):
+        rows = [{"chosen": f"Human: q{i} Assistant: yes {i}", "rejected": f"Human: q{i} "
+                 f"Assistant: no {i}"} for i in range(n)]
+        (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+def test_every_failure_is_one_line_through_the_command(tmp_path):
+    own = _own_folder(tmp_path / "own")
+    small = ["--n-train-gt", "20", "--n-train-w2s", "10", "--n-test", "10",
+             "--teacher-labels", "10"]
+    out = str(tmp_path / "o")
+    assert _w2sg("data", "manifest", str(own)).returncode == 0
+    text = (own / "test.jsonl").read_text()
+    (own / "test.jsonl").write_text(text.replace("yes 3", "yes 3!"))
+    bad = _own_folder(tmp_path / "bad")
+    (bad / "train_gt.jsonl").write_text('{"chosen": "a", "rejected": \n')
+    cases = [  # arguments, exit status, words the line must hold
+        (["run", "--out", "/proc/x/y", *small], 1,
+         ["cannot create or write the output folder /proc/x/y", "writable --out"]),
+        (["run", "--out", out, "--n-test", "0"], 2, ["sizes.test", "w2sg run --help"]),
+        (["run", "--out", out, "--objectives", "bce,nope"], 2, ["unknown objective 'nope'"]),
+        (["run", "--out", out, "--seeds", "a,b"], 2, ["integers"]),
+        (["run", "--out", out, "--seeds", "-1"], 2, ["seed"]),
+        (["run", "--out", out, "--data-dir", str(own), *small], 1,
+         ["test.jsonl", "does not match", f"w2sg data manifest {own}"]),
+        (["run", "--out", out, "--data-dir", str(bad), *small], 1,
+         ["train_gt.jsonl:1: malformed JSON", "fix the file"]),
+        (["run", "--out", out, "--data-dir", str(own), "--dataset", "x"], 2,
+         ["not allowed with argument"]),
+        (["run", "--out", out, "--dataset", "Anthropic/hh-rlhf:harmless-base", *small], 1,
+         ["Anthropic/hh-rlhf:harmless-base", "offline"]),
+        (["summarize", "--out", str(tmp_path / "none")], 2, ["is not a folder"]),
+        (["repair", "--out", str(tmp_path)], 2, ["no results.csv"]),
+        (["data", "manifest", str(tmp_path / "none")], 2, ["is not a folder"]),
+    ]
+    for args, code, words in cases:
+        r = _w2sg(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == code and len(lines) == 1, (args, r.returncode, r.stderr[-2000:])
+        assert "Traceback" not in r.stderr and lines[0].startswith("w2sg")
+        for w in words:
+            assert w in lines[0], (args, w, lines[0])
+    assert not os.path.exists(out)  # nothing was created by a refused run
+    r = _w2sg("--debug", "run", "--out", "/proc/x/y", *small)  # --debug: the traceback
+    assert r.returncode == 1 and "Traceback" in r.stderr and "CommandError" in r.stderr
+
+
+def test_debug_flag_after_the_command_reraises(tmp_path):
+    from w2sg_utils.experiments.cli_errors import CommandError
+
+    with pytest.raises(CommandError, match="output folder"):
+        cli.main(["run", "--debug", "--out", "/proc/x/y", "--n-test", "10"])
+    assert cli.main(["run", "--out", "/proc/x/y", "--n-test", "10"]) == 1
+
+
+def test_dataset_folder_sizes_are_checked_against_its_splits(tmp_path, capsys):
+    """``--dataset`` with a local ``datasets`` folder: its splits are read and validated
+    before any work; a size above a split's rows is a one-line usage error."""
+    import json
+
+    d = tmp_path / "hf"
+    d.mkdir()
+    for split, n in (("train", 40), ("test", 12)):
+        (d / f"{split}.jsonl").write_text("".join(
+            json.dumps({"chosen": f"Human: q{i} Assistant: yes", "rejected": f"Human: q{i} "
+                        "Assistant: no"}) + "\n" for i in range(n)))
+    err = _err(capsys, ["run", "--out", str(tmp_path / "o"), "--dataset", str(d),
+                        "--n-train-gt", "20", "--n-train-w2s", "20", "--n-test", "13",
+                        "--teacher-labels", "10", "--no-progress"])
+    assert "sizes.test: 13 exceeds the 12 pairs of split 'test'" in err
+    assert "--n-test 12 or fewer" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

@@ -256,7 +256,7 @@ def _run(parser, args) -> int:
 
     try:
         cfg = config_from_args(args)
-        source = open_source(args.data_dir, args.dataset)
+        source = open_source(args.data_dir, args.dataset, progress=not args.no_progress)
     except DataError:
         raise  # a data file: a failure at run time
     except (ValueError, FileNotFoundError) as exc:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 from .data import (
@@ -100,11 +101,25 @@ def _file_bytes_and_sha(path: Path) -> tuple[bytes, str]:
     return data, sha256_bytes(data)
 
 
-def _table_rows(path: Path, source: str) -> list[dict]:
+@contextmanager
+def _progress(show: bool):
+    """``datasets`` progress bars on or off inside the block."""
     import datasets as hfd
 
+    was = hfd.is_progress_bar_enabled()
+    if not show:
+        hfd.disable_progress_bars()
+    try:
+        yield hfd
+    finally:
+        if was and not show:
+            hfd.enable_progress_bars()
+
+
+def _table_rows(path: Path, source: str) -> list[dict]:
     fmt = "parquet" if path.suffix == ".parquet" else "csv"
-    ds = hfd.load_dataset(fmt, data_files=str(path), split="train")
+    with _progress(False) as hfd:
+        ds = hfd.load_dataset(fmt, data_files=str(path), split="train")
     return _validated(ds, source)
 
 
@@ -224,10 +239,12 @@ def _validated(ds, source: str, n: int | None = None) -> list[dict]:
 
 class HubSource(_Source):
     """A Hugging Face data set (``name`` a hub id or a local folder; see the module
-    docstring). Loads at most ``HH_ROWS`` rows per split."""
+    docstring). Loads at most ``HH_ROWS`` rows per split; ``progress`` shows the
+    download and preparation bars of ``datasets``."""
 
-    def __init__(self, name: str, subset: str | None = None):
+    def __init__(self, name: str, subset: str | None = None, progress: bool = True):
         super().__init__()
+        self.progress = progress
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"dataset: a Hugging Face data set name, got {name!r}")
         self.name, self.subset = name, subset
@@ -236,7 +253,7 @@ class HubSource(_Source):
 
     def _dataset(self):
         try:
-            import datasets as hfd
+            import datasets  # noqa: F401
         except ImportError:  # pragma: no cover - optional extra
             raise DataError("dataset: needs the `datasets` package (pip install "
                             "'w2sg-book[experiments]')") from None
@@ -249,7 +266,8 @@ class HubSource(_Source):
             kw = ({"data_dir": self.subset} if self.name == "Anthropic/hh-rlhf"
                   else {"name": self.subset})
         try:
-            return hfd.load_dataset(self.name, **kw)
+            with _progress(self.progress) as hfd:
+                return hfd.load_dataset(self.name, **kw)
         except Exception as exc:  # noqa: BLE001 - one line for the command line
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             hint = (" (offline: HF_HUB_OFFLINE=1; run with W2SG_ONLINE=1 on a machine with "
@@ -283,7 +301,7 @@ class HubSource(_Source):
         return _validated(part, f"{self.description}[{split}]")
 
 
-def open_source(data_dir=None, dataset: str | None = None):
+def open_source(data_dir=None, dataset: str | None = None, progress: bool = True):
     """The source of ``--data-dir`` / ``--dataset NAME[:SUBSET]`` (``None``: shipped data)."""
     if data_dir is not None and dataset is not None:
         raise ValueError("dataset: --data-dir and --dataset are mutually exclusive")
@@ -293,5 +311,5 @@ def open_source(data_dir=None, dataset: str | None = None):
         name, subset = dataset, None
         if not Path(dataset).exists() and ":" in dataset:
             name, subset = dataset.rsplit(":", 1)
-        return HubSource(name, subset or None)
+        return HubSource(name, subset or None, progress=progress)
     return None
