@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,3 +88,31 @@ def test_summarize_counts_and_skips_nan_runs():
     se = x.std(ddof=1) / np.sqrt(3)
     assert s.loc[0, "pgr_se"] == pytest.approx(se)
     assert s.loc[0, "pgr_hi"] == pytest.approx(x.mean() + stats.t.ppf(0.95, 2) * se)
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+STORES = sorted(p.parent.name for p in RESULTS.glob("*/results.csv")
+                if (p.parent / "artifacts").is_dir())
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_committed_metrics_are_unchanged_from_logits(store):
+    """``pair_metrics`` computes from logits what the committed sweeps stored from clipped
+    probabilities: their logits are far from the clip (|z| < 27), so every stored misfit,
+    entropy, risk and cross term is reproduced to rounding and the code version (hence
+    the run ids) need not change."""
+    from w2sg_utils.experiments import run_intervals as RI
+
+    st = E.RunStore(RESULTS / store)
+    df = pd.read_csv(RESULTS / store / "results.csv")
+    labels = RI.labels_from_store(st, df)
+    teachers = df[(df["stage"] == "teacher") & (df["member"] == 0)].set_index("seed")
+    rows = df[(df["stage"] == "student") & (df["labels"] == "teacher0")]
+    assert len(rows) > 0
+    for r in rows.itertuples():
+        z_s = st.load_artifact(r.run_id)["z_test"]
+        z_w = st.load_artifact(teachers.loc[r.seed, "run_id"])["z_test"]
+        assert max(np.abs(z_s).max(), np.abs(z_w).max()) < 27
+        m = E.pair_metrics(z_s, z_w, labels[r.seed])
+        for k in ("misfit_kl_sw", "misfit_kl_ws", "entropy", "risk_s", "risk_w", "cross"):
+            assert m[k] == pytest.approx(getattr(r, k), rel=1e-9, abs=1e-12), (r.run_id, k)
