@@ -4,6 +4,9 @@
   twice in a Jupyter Book build, so every page threw "Identifier 'THEBE_JS_URL' has
   already been declared" in the browser console. Each page now loads each script once.
 
+- ``book/_static/w2sg-layout.css`` on every page: code cells and tables that fit the
+  text column at a 1280-pixel window (no sideways scrolling).
+
 Registered in ``_config.yml`` under ``sphinx: local_extensions``; checked by
 ``tests/browser/test_site.py`` (no console error on any page).
 """
@@ -29,5 +32,6 @@ def dedupe_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    app.add_css_file("w2sg-layout.css")  # book/_static/w2sg-layout.css
     app.connect("html-page-context", dedupe_scripts, priority=900)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -84,7 +84,7 @@ const report = () => {
     page_client: document.documentElement.clientWidth,
     // what the executed cells printed (outputs, stderr included)
     outputs: Array.from(document.querySelectorAll('.cell_output, div.output'))
-      .map(e => e.innerText || '').join('\n'),
+      .map(e => e.innerText || '').join('\\n'),
   });
 };
 const OVERFLOW_BLOCKS = [
