@@ -112,6 +112,18 @@ def assert_same_store(out, ref):
     assert not RunStore(out).repair().dropped
 
 
+def records_of(out) -> dict:
+    return {p.name: p.read_bytes() for p in (Path(out) / "runs").glob("*.json")}
+
+
+def assert_only_recomputed(before, out, rid):
+    """Every other run's record is untouched; ``rid``'s was written again."""
+    after = records_of(out)
+    assert set(after) == set(before) | {f"{rid}.json"}
+    assert {k: v for k, v in after.items() if k != f"{rid}.json"} == \
+        {k: v for k, v in before.items() if k != f"{rid}.json"}
+
+
 def copy_of(ref, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(ref, out)
@@ -142,7 +154,9 @@ def test_truncated_artifact(tmp_path, env, own, reference, monkeypatch):
     r = w2sg(env, "summarize", "--out", str(out))
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"w2sg repair --out {out}" in r.stdout
+    before = records_of(out)
     resume(monkeypatch, env, own, out)
+    assert_only_recomputed(before, out, rid)
     assert_same_store(out, reference)
 
 
@@ -157,7 +171,9 @@ def test_record_with_wrong_checksum(tmp_path, env, own, reference, monkeypatch):
     p.write_text(json.dumps(rec))
     r = w2sg(env, "summarize", "--out", str(out))
     one_line_error(r, 1, f"{rid}.json", "checksum", f"w2sg repair --out {out}")
+    before = records_of(out)
     resume(monkeypatch, env, own, out)
+    assert_only_recomputed(before, out, rid)
     assert_same_store(out, reference)
 
 
