@@ -108,6 +108,9 @@ TINY = {  # per preset: sizes and settings that run in seconds on CPU
                           teacher={"n_labels": 10}, strong={"epochs": 1}),
     "tiny-gpt2": dict(sizes={"train_gt": 12, "train_w2s": 8, "test": 6},
                       teacher={"n_labels": 6}),
+    # embeddings served from the shipped artifact (results/embeddings)
+    "hh-minilm-mpnet": dict(sizes={"train_gt": 40, "train_w2s": 16, "test": 12},
+                            teacher={"n_labels": 10}, strong={"epochs": 1}),
     "minilm-finetune": dict(sizes={"train_gt": 20, "train_w2s": 8, "test": 6},
                             teacher={"n_labels": 6}, ceiling={"epochs": 1},
                             strong={"max_length": 32, "batch_size": 4,

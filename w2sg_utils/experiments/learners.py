@@ -67,9 +67,12 @@ def ceiling_model(cfg) -> StrongModel:
 
 
 def teacher_encoder(cfg) -> EncoderSpec:
-    """The frozen encoder of an ``encoder`` teacher: the first ``teacher.num_layers``
-    layers of the strong encoder (``embedding``) or fine-tuned model (``finetune``)."""
-    st = cfg.strong
+    """The frozen encoder of an ``encoder`` teacher: its own ``teacher.encoder`` when set
+    (the pretrained pair), else the first ``teacher.num_layers`` layers of the strong
+    encoder (``embedding``) or fine-tuned model (``finetune``)."""
+    st, t = cfg.strong, cfg.teacher
+    if t.encoder is not None:
+        return EncoderSpec(t.encoder, t.max_length or st.max_length, t.num_layers)
     model = st.encoder if cfg.backend == "embedding" else st.model
     return EncoderSpec(model, st.max_length, cfg.teacher.num_layers)
 

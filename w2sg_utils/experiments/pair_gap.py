@@ -106,13 +106,17 @@ def _one_seed(s: int, n_labels: int, C: float, sizes: dict, root, strong_gt: boo
 
 
 def gap_summary(tables: dict, level: float = 0.95) -> dict:
-    """Mean accuracy of each model with its two-level interval, and PGR (Fieller)."""
+    """Mean accuracy of each model with its two-level interval, and PGR (Fieller;
+    ``None`` when the weak and ceiling accuracies tie exactly)."""
     from ..intervals import mean_interval, pgr_interval
 
     rows = {}
     for k, t in tables.items():
         iv = mean_interval(t, level=level)
         rows[k] = {"acc": float(iv.estimate), "lo": float(iv.lo), "hi": float(iv.hi)}
-    pg = pgr_interval(tables["student"], tables["weak"], tables["ceiling"], level=level)
-    rows["pgr"] = {"acc": float(pg.estimate), "lo": float(pg.lo), "hi": float(pg.hi)}
+    try:
+        pg = pgr_interval(tables["student"], tables["weak"], tables["ceiling"], level=level)
+        rows["pgr"] = {"acc": float(pg.estimate), "lo": float(pg.lo), "hi": float(pg.hi)}
+    except ValueError:  # ceiling and weak exactly tied: PGR undefined
+        rows["pgr"] = {"acc": None, "lo": None, "hi": None}
     return rows

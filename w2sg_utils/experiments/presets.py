@@ -41,6 +41,7 @@ class Preset:
 
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MPNET = "sentence-transformers/all-mpnet-base-v2"
 FULL = Sizes(train_gt=4000, train_w2s=4000, test=4000)
 BOTH = ("bce", "reverse_bce")
 # a head on frozen MiniLM embeddings (the CPU strong model, and minilm-finetune's ceiling)
@@ -130,7 +131,20 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                               batch_size=8, micro_batch_size=8, epochs=1, l2=1e-3,
                               dtype="float32", num_threads=None),
         l2_grid=(0.0, 1e-3), sweep_objectives=BOTH),
+    _preset(
+        "hh-minilm-mpnet",
+        "CPU, the pretrained pair (issue 18): weak teacher a linear head on frozen "
+        "all-MiniLM-L6-v2 embeddings trained on 25 ground-truth pairs; students and "
+        "ceiling heads on frozen all-mpnet-base-v2 embeddings; both encoders at 128 "
+        "tokens, left truncation, read from the shipped artifact (results/embeddings)",
+        backend="embedding", sizes=Sizes(train_gt=400, train_w2s=600, test=1000),
+        objectives=None,
+        teacher=TeacherConfig(kind="encoder", encoder=MINILM, max_length=128, n_labels=25,
+                              l2=1e-3),
+        strong=StrongConfig(**(HEAD | dict(encoder=MPNET, max_length=128)), l2=1e-3),
+        l2_grid=(0.0, 1e-3), sweep_objectives=BOTH),
 )}
 """``hh-minilm-cpu`` (default: frozen MiniLM + heads on CPU, TF-IDF teacher), ``gpt2-hh``
 (the released code's GPT-2 protocol on a GPU), ``tiny-gpt2`` (the causal-LM path with a
-tiny random GPT-2, for tests), ``minilm-finetune`` (a fine-tuned encoder student)."""
+tiny random GPT-2, for tests), ``minilm-finetune`` (a fine-tuned encoder student),
+``hh-minilm-mpnet`` (the pretrained pair: MiniLM-head teacher, MPNet-head students)."""

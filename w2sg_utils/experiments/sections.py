@@ -159,7 +159,9 @@ class _Trained(Section):
 @dataclass(frozen=True, kw_only=True)
 class TeacherConfig(_Trained):
     """The weak teacher: ``kind`` ``tfidf`` (uses ``C``, ``ngram_max``), ``encoder`` (a
-    linear head on the first ``num_layers`` layers of the strong encoder, ``l2``) or
+    linear head on the first ``num_layers`` layers of the strong encoder, ``l2``; or, with
+    ``encoder`` set, on a frozen encoder of its own, e.g. the pretrained pair's MiniLM,
+    all layers unless ``num_layers``, at ``max_length`` or the strong model's) or
     ``causal_lm`` (a fine-tuned causal LM: ``model``, ``lr``, batch sizes, ...)."""
 
     kind: str
@@ -167,6 +169,7 @@ class TeacherConfig(_Trained):
     C: float | None = None
     ngram_max: int | None = None
     num_layers: int | None = None
+    encoder: str | None = None
 
     def __post_init__(self):
         positive_int(self.n_labels, "teacher.n_labels")
@@ -175,7 +178,12 @@ class TeacherConfig(_Trained):
             if self.ngram_max not in (1, 2, 3):
                 raise ValueError(f"teacher.ngram_max: 1, 2 or 3, got {self.ngram_max!r}")
         elif self.kind == "encoder":
-            positive_int(self.num_layers, "teacher.num_layers")
+            if self.encoder is None or self.num_layers is not None:
+                positive_int(self.num_layers, "teacher.num_layers")
+            if self.encoder is not None:
+                check_model_name(self.encoder, "teacher.encoder")
+            if self.max_length is not None:
+                positive_int(self.max_length, "teacher.max_length")
             non_negative(self.l2, "teacher.l2")
         elif self.kind == "causal_lm":
             self._check_loop("teacher")
