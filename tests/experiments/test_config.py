@@ -44,3 +44,32 @@ def test_gpu_preset_without_cuda_is_refused():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="preset: unknown preset 'nope'"):
         E.make_config("nope")
+
+
+def test_with_overrides_replaces_fields_and_keeps_the_rest():
+    from w2sg_utils.experiments.config import with_overrides
+
+    cfg = E.make_config()
+    new = with_overrides(cfg, seeds=[3, 4], strong={"l2": 0.0}, sizes={"test": 50})
+    assert new.seeds == (3, 4) and new.strong.l2 == 0.0 and new.sizes.test == 50
+    assert new.strong.lr == cfg.strong.lr and new.sizes.train_gt == cfg.sizes.train_gt
+    assert new.teacher is cfg.teacher
+    with pytest.raises(ValueError, match="strong.bogus: unknown configuration key"):
+        with_overrides(cfg, strong={"bogus": 1})
+    with pytest.raises(ValueError, match="sizes.test"):
+        with_overrides(cfg, sizes={"test": 1})
+    ft = E.make_config("minilm-finetune", ceiling={"epochs": 2})
+    assert ft.ceiling.epochs == 2 and ft.ceiling.kind == "linear"
+
+
+def test_presets_share_their_defaults():
+    """Presets are typed objects built from shared pieces: the two presets with a TF-IDF
+    teacher share one teacher object, and minilm-finetune's ceiling is hh-minilm-cpu's
+    strong model (same fields, no ``l2``: the ceiling's penalty is the run's)."""
+    from w2sg_utils.experiments import presets as P
+
+    cpu, ft = P.PRESETS["hh-minilm-cpu"].config, P.PRESETS["minilm-finetune"].config
+    assert cpu.teacher is ft.teacher is P.TFIDF
+    assert {k: v for k, v in cpu.strong.to_dict().items() if k != "l2"} == ft.ceiling.to_dict()
+    for p in P.PRESETS.values():
+        assert p.config.preset == p.name and p.config.full_sizes == P.FULL
