@@ -4,7 +4,7 @@ named wrong version of ``C`` (``w2sg_utils.misfit.EPS_SPLIT_ALTERNATIVES``).
 
 The example is built as the chapter builds it (same draws from the seed, the package's
 ``exact_teachers`` and ``bregman_quantizer``); the check is the package's
-``check_eps_split``, the code the chapter runs. Students: the chapter's mimic and dual
+``assert_eps_split``, the code the chapter runs. Students: the chapter's mimic and dual
 quantizer, and (squared loss) a quantizer shrunk towards the mean teacher.
 """
 
@@ -15,7 +15,7 @@ from scipy.special import softmax
 from w2sg_utils.enumeration import bregman_quantizer, exact_teachers
 from w2sg_utils.misfit import (
     EPS_SPLIT_ALTERNATIVES,
-    check_eps_split,
+    assert_eps_split,
     eps_split,
     inheritance_covariance,
     misfit_theorem,
@@ -58,7 +58,7 @@ def students(request):
 
 def test_truth_passes(students):
     for loss, ybar, f_s, f_w, eps, w, p_x in students:
-        check_eps_split(loss, ybar, f_s, f_w, eps, w, p_x)
+        assert_eps_split(loss, ybar, f_s, f_w, eps, w, p_x)
 
 
 @pytest.mark.parametrize("alternative", EPS_SPLIT_ALTERNATIVES)
@@ -71,7 +71,7 @@ def test_every_wrong_c_is_rejected(students, alternative):
     for loss, ybar, f_s, f_w, eps, w, p_x in students:
         if loss in losses:
             try:
-                check_eps_split(loss, ybar, f_s, f_w, eps, w, p_x, alternative=alternative)
+                assert_eps_split(loss, ybar, f_s, f_w, eps, w, p_x, alternative=alternative)
                 rejected.append(False)
             except AssertionError:
                 rejected.append(True)

@@ -42,7 +42,7 @@ __all__ = [
     "dual_mean_ensembles",
     "inheritance_covariance",
     "eps_split",
-    "check_eps_split",
+    "assert_eps_split",
     "EPS_SPLIT_ALTERNATIVES",
     "project_onto_span",
     "MisfitTheorem",
@@ -353,7 +353,7 @@ def inheritance_covariance(divergence, f_s, f_w, draw_weights=None, x_weights=No
     misses. ``f_s``, ``f_w``: ``(m, n, k)``. With ``draw_weights`` (an exact law) it is
     exact; without, the unbiased sample covariance (divisor ``m - 1``). ``swap=True``
     computes ``<grad phi(f_s) - E, f_w - E>`` instead (a planted bug, used to measure the
-    power of :func:`check_eps_split`; identical for squared loss). ``per_draw=True``
+    power of :func:`assert_eps_split`; identical for squared loss). ``per_draw=True``
     returns the ``m`` per-draw terms whose (weighted) mean is ``C``, for an interval.
 
     Statement: {prf:ref}`prop-eps-split`.
@@ -374,7 +374,7 @@ def inheritance_covariance(divergence, f_s, f_w, draw_weights=None, x_weights=No
 
 
 #: Wrong versions of the split ``eps = eps0 + C`` (planted bugs; Chapter 2 measures that
-#: :func:`check_eps_split` rejects each).
+#: :func:`assert_eps_split` rejects each).
 EPS_SPLIT_ALTERNATIVES = ("C = 0", "C / 2", "-C", "swapped arguments", "arithmetic mean")
 
 
@@ -404,7 +404,7 @@ def eps_split(divergence, ybar, f_s, f_w, draw_weights=None, x_weights=None,
     return eps0, factor * c
 
 
-def check_eps_split(divergence, ybar, f_s, f_w, eps: float, draw_weights,
+def assert_eps_split(divergence, ybar, f_s, f_w, eps: float, draw_weights,
                     x_weights=None, alternative: str | None = None, tol: float = 1e-10) -> float:
     """Assert ``eps = eps0 + C`` for an exact law of draws (claim C3, Chapter 2).
 
