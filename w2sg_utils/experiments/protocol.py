@@ -77,6 +77,8 @@ def label_logits(source: str, seed: int, ensure):
 
     The ensemble label is the dual mean for the binary KL (claims C1, C4): the sigmoid
     of the members' mean logit, i.e. the posterior-mean estimate of the teacher.
+
+    Statement: {prf:ref}`def-dual-mean`.
     """
     if source.startswith("teacher"):
         t = ensure({"stage": "teacher", "seed": seed, "member": int(source[len("teacher"):])})
