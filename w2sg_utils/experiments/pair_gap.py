@@ -24,7 +24,7 @@ import numpy as np
 
 from .._common import positive, positive_int
 from .data import load_hh_helpful
-from .embedding_artifact import pair_embeddings
+from .embedding_artifact import load_rows
 
 __all__ = ["WEAK", "STRONG", "fit_head", "pair_tables", "gap_summary"]
 
@@ -32,7 +32,7 @@ WEAK = "sentence-transformers/all-MiniLM-L6-v2"
 STRONG = "sentence-transformers/all-mpnet-base-v2"
 
 
-def fit_head(ea, eb, target, C: float, max_iter: int = 5000, tol: float = 1e-8) -> np.ndarray:
+def fit_head(ea, eb, target, C: float, max_iter: int = 5000, tol: float = 1e-6) -> np.ndarray:
     """Weights ``w`` of a bias-free logistic head on ``d = e_a - e_b`` (claim C9).
 
     ``target`` in ``[0, 1]``: hard labels or soft teacher labels. Binary cross-entropy
@@ -70,17 +70,21 @@ def pair_tables(seeds, n_labels: int, C: float, sizes: dict, root=None,
     """
     n_labels = positive_int(n_labels, "n_labels", max=sizes["train_gt"])
     out: dict = {}
+    need = [(WEAK, k) for k in ("train_gt", "train_w2s", "test")] + [
+        (STRONG, k) for k in ("train_w2s", "test") + (("train_gt",) if strong_gt else ())]
+    rows = {(m, k): load_rows(m, k, sizes[k], root=root) for m, k in need}  # verified once
     for s in seeds:
-        for k, v in _one_seed(int(s), n_labels, C, sizes, root, strong_gt).items():
+        for k, v in _one_seed(int(s), n_labels, C, sizes, rows).items():
             out.setdefault(k, []).append(v)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _one_seed(s: int, n_labels: int, C: float, sizes: dict, root, strong_gt: bool) -> dict:
+def _one_seed(s: int, n_labels: int, C: float, sizes: dict, rows: dict) -> dict:
     data = load_hh_helpful(sizes, seed=s)
-    need = [(WEAK, k) for k in ("train_gt", "train_w2s", "test")] + [
-        (STRONG, k) for k in ("train_w2s", "test") + (("train_gt",) if strong_gt else ())]
-    emb = {(m, k): pair_embeddings(data[k], m, root=root) for m, k in need}
+    emb = {}
+    for (m, k), (ch, rj) in rows.items():  # undo the seed's swap: label 1 = a is chosen
+        a_chosen = (data[k].label == 1)[:, None]
+        emb[(m, k)] = np.where(a_chosen, ch, rj), np.where(a_chosen, rj, ch)
     gt, w2s, y = data["train_gt"].label, data["train_w2s"].label, data["test"].label
     rng = np.random.default_rng([s, 0x7EAC])
     idx = np.sort(rng.choice(len(gt), size=n_labels, replace=False))
@@ -100,7 +104,7 @@ def _one_seed(s: int, n_labels: int, C: float, sizes: dict, root, strong_gt: boo
            "ceiling": acc(STRONG, head(STRONG, "train_w2s", w2s.astype(float))),
            "student": acc(STRONG, head(STRONG, "train_w2s", soft)),
            "weak_ceiling": acc(WEAK, head(WEAK, "train_w2s", w2s.astype(float)))}
-    if strong_gt:
+    if (STRONG, "train_gt") in rows:
         out["strong_gt"] = acc(STRONG, head(STRONG, "train_gt", gt[idx].astype(float), idx))
     return out
 
