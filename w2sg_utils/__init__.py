@@ -14,10 +14,10 @@ style), :mod:`ledger` (records of the checks for the claims ledger).
   :mod:`posterior_mean` and :mod:`rf_posterior` (the posterior-mean teacher estimated).
 * Chapter 4 (C7-C9): :mod:`losses` (every training objective, one registry),
   :mod:`gaussian_classes` (the synthetic Gaussian task).
-* Chapter 5 (C9): :mod:`experiments` (data, presets and configuration, plan, models,
-  training, run store, sweep, metrics, the ``w2sg`` command), :mod:`intervals`
-  (intervals with test-set sampling), :mod:`sharding` and :mod:`distributed` (sweeps
-  across machines and processes).
+* Chapter 5 (C9): :mod:`experiments` (configuration and presets; the run protocol; the
+  learners of every back-end and their training loops; data, run store, sweep across
+  machines and processes, metrics, the ``w2sg`` command), :mod:`intervals` (intervals
+  with test-set sampling).
 * Chapter 6 (C3, C4, C7, C9): :mod:`ensemble_terms` (every term of the misfit theorem
   from a teacher ensemble) with ``experiments.ensembles`` (its runner).
 

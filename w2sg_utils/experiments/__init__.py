@@ -4,8 +4,9 @@ Pairwise reward modelling on HH-RLHF helpful, following the authors' released co
 its known defects fixed (see Chapter 5). The subpackage, in the order a run flows:
 
 * :mod:`.data` -- the shipped HH-helpful splits (checksummed) and other loaders;
-* :mod:`.presets`, :mod:`.config` -- presets and :class:`ExperimentConfig` (frozen
-  dataclasses validated on construction; :func:`make_config`);
+* :mod:`.sections`, :mod:`.presets`, :mod:`.config` -- what a configuration is
+  (:class:`ExperimentConfig` and its sections, frozen dataclasses validated on
+  construction), the presets (typed), :func:`make_config` and ``with_overrides``;
 * :mod:`.plan` -- run ids (hash of a run's full configuration) and the ordered plan;
 * :mod:`.protocol` -- what a run is and in which order its stages run (teacher,
   ceiling, student, bias-variance), for the runs of one seed (:mod:`.context`);
@@ -13,7 +14,8 @@ its known defects fixed (see Chapter 5). The subpackage, in the order a run flow
   (:mod:`.embeddings`, :mod:`.models`, :mod:`.finetune`, :mod:`.batched`), through the
   training loops of :mod:`.training`;
 * :mod:`.store` -- the run store (atomic CSV, validated artifacts) and committed results;
-* :mod:`.sweep` -- :func:`run_sweep`, which runs or resumes a whole plan;
+* :mod:`.sweep` -- :func:`run_sweep`, which runs or resumes a whole plan, across
+  machines (:mod:`.sharding`) and processes (:mod:`.distributed`);
 * :mod:`.metrics` -- accuracy, PGR, misfits and the gain identity, summaries over seeds;
   :mod:`.run_intervals` -- two-level intervals (test pairs x seeds) of a sweep's runs;
 * :mod:`.ensembles` -- teacher ensembles and their students for Chapter 6;
