@@ -18,3 +18,87 @@ def test_no_module_over_450_lines(path):
     n = len(path.read_text(encoding="utf-8").splitlines())
     assert n <= MAX_LINES, (f"{path.relative_to(PACKAGE)} has {n} lines (limit {MAX_LINES}); "
                             "split it by idea (see CONTRIBUTING.md)")
+
+
+# ------------------------------------------------------------------ imports inside w2sg_utils
+
+def _module_name(path: Path) -> str:
+    parts = ("w2sg_utils",) + path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+NAMES = {_module_name(p): p for p in MODULES}
+
+
+def _imports(path: Path):
+    """``(target module, imported names, node)`` of every import of ``path`` (function
+    level included) that stays inside the package."""
+    import ast
+
+    here = _module_name(path)
+    package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name in NAMES:
+                    yield a.name, [], a.asname or a.name, node
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            if target not in NAMES:
+                continue
+            names = []
+            for a in node.names:
+                if f"{target}.{a.name}" in NAMES:  # a submodule
+                    yield f"{target}.{a.name}", [], a.asname or a.name, node
+                else:
+                    names.append(a.name)
+            if names:
+                yield target, names, None, node
+
+
+def _graph() -> dict[str, set[str]]:
+    return {name: {t for t, *_ in _imports(path) if t != name} for name, path in NAMES.items()}
+
+
+def test_no_import_cycle():
+    """No two modules of w2sg_utils import each other, directly or through others
+    (function-level imports count; a package's ``__init__`` importing its modules is
+    the only upward link allowed, so a module never imports its own package)."""
+    graph = _graph()
+    for name, targets in graph.items():
+        pkg = name.rsplit(".", 1)[0]
+        if NAMES[name].name != "__init__.py":
+            assert pkg not in targets or pkg == "w2sg_utils", (
+                f"{name} imports its own package {pkg} (import the module instead)")
+    index, low, stack, on, cycles = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"
