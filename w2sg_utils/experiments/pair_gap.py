@@ -74,12 +74,13 @@ def pair_tables(seeds, n_labels: int, C: float, sizes: dict, root=None,
         (STRONG, k) for k in ("train_w2s", "test") + (("train_gt",) if strong_gt else ())]
     rows = {(m, k): load_rows(m, k, sizes[k], root=root) for m, k in need}  # verified once
     for s in seeds:
-        for k, v in _one_seed(int(s), n_labels, C, sizes, rows).items():
+        for k, v in _one_seed(int(s), n_labels, C, sizes, rows, strong_gt).items():
             out.setdefault(k, []).append(v)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def _one_seed(s: int, n_labels: int, C: float, sizes: dict, rows: dict) -> dict:
+def _one_seed(s: int, n_labels: int, C: float, sizes: dict, rows: dict,
+              strong_gt: bool = False) -> dict:
     data = load_hh_helpful(sizes, seed=s)
     emb = {}
     for (m, k), (ch, rj) in rows.items():  # undo the seed's swap: label 1 = a is chosen
@@ -104,7 +105,7 @@ def _one_seed(s: int, n_labels: int, C: float, sizes: dict, rows: dict) -> dict:
            "ceiling": acc(STRONG, head(STRONG, "train_w2s", w2s.astype(float))),
            "student": acc(STRONG, head(STRONG, "train_w2s", soft)),
            "weak_ceiling": acc(WEAK, head(WEAK, "train_w2s", w2s.astype(float)))}
-    if (STRONG, "train_gt") in rows:
+    if strong_gt:
         out["strong_gt"] = acc(STRONG, head(STRONG, "train_gt", gt[idx].astype(float), idx))
     return out
 
