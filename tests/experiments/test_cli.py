@@ -198,3 +198,22 @@ def test_dataset_folder_sizes_are_checked_against_its_splits(tmp_path, capsys):
     assert "sizes.test: 13 exceeds the 12 pairs of split 'test'" in err
     assert "--n-test 12 or fewer" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_summary_never_pools_runs_on_different_data(capsys):
+    import pandas as pd
+
+    rows = []
+    for data, acc in (("mine#a1", 0.9), ("mine#b2", 0.6)):
+        for seed in (0, 1):
+            common = {"data": data, "seed": seed, "labels": None, "objective": None,
+                      "l2": None, "pgr": None}
+            rows += [{**common, "stage": "teacher", "member": 0, "acc": acc - 0.1},
+                     {**common, "stage": "ceiling", "member": -1, "acc": acc + 0.05},
+                     {**common, "stage": "student", "member": None, "acc": acc,
+                      "labels": "teacher0", "objective": "bce", "l2": 0.0, "pgr": 0.5}]
+    cli._print_summary(pd.DataFrame(rows))
+    out = capsys.readouterr().out
+    assert out.count("== data: ") == 2
+    a, b = out.split("== data: mine#b2")
+    assert "0.9000" in a and "0.9000" not in b and "0.6000" in b

@@ -74,6 +74,8 @@ def reference(tmp_path_factory, env, own):
     r = w2sg(env, *run_args(own, out))
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"{N_RUNS} runs in" in r.stdout
+    labels = set(RunStore(out, create=False).rows()["data"])
+    assert len(labels) == 1 and labels.pop().startswith(f"{own}#")  # the data, by content
     return out
 
 

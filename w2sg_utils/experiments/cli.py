@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = OneLineParser(
         prog="w2sg",
-        description="Weak-to-strong experiments on HH-RLHF helpful (w2sg-book, Chapter 5).")
+        description="Weak-to-strong experiments on HH-RLHF helpful or your own preference "
+                    "pairs (w2sg-book, Chapter 5).")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run or resume a sweep",
@@ -366,6 +367,11 @@ def _print_summary(df, store=None) -> None:
 
     if df.empty:
         print("no runs yet")
+        return
+    if "data" in df and df["data"].nunique(dropna=False) > 1:  # never pooled
+        for name, sub in df.groupby(df["data"].fillna("shipped HH-helpful"), sort=True):
+            print(f"== data: {name}")
+            _print_summary(sub.drop(columns="data"), store)
         return
     st = df[(df["stage"] == "student") & (df["labels"] == "teacher0")]
     base = df[df["stage"].isin(["teacher", "ceiling"]) & (df["member"].isin([0, -1]))]

@@ -47,7 +47,7 @@ from .data import (
 )
 
 __all__ = ["MANIFEST", "FolderSource", "HubSource", "open_source", "write_manifest",
-           "split_files"]
+           "split_files", "data_label"]
 
 MANIFEST = "manifest.json"
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".csv")
@@ -299,6 +299,18 @@ class HubSource(_Source):
         b = len(ds) if b is None else b
         part = ds.select(range(a, min(b, a + HH_ROWS)))
         return _validated(part, f"{self.description}[{split}]")
+
+
+def data_label(source, sizes) -> str:
+    """``<description>#<hash>``: the source and a SHA-256 (12 hex) of the rows a sweep
+    uses (the first ``sizes[split]`` rows of each split, before the seeded swap)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for split in SPLITS:
+        for r in source.rows(split)[: sizes[split]]:
+            h.update(json.dumps([r["chosen"], r["rejected"]]).encode("utf-8"))
+    return f"{source.description}#{h.hexdigest()[:12]}"
 
 
 def open_source(data_dir=None, dataset: str | None = None, progress: bool = True):

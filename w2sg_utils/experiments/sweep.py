@@ -76,6 +76,11 @@ def run_sweep(cfg, out_dir: str | os.PathLike, data_dir=None, progress: bool = T
 class _SweepState:
     def __init__(self, cfg, store, data_dir, progress, on_row, abort_after, par):
         self.cfg, self.store, self.data_dir = cfg, store, data_dir
+        self.data = None  # the rows' identity, in the rows of a sweep on other data
+        if hasattr(data_dir, "rows"):
+            from .sources import data_label
+
+            self.data = data_label(data_dir, cfg.sizes.to_dict())
         self.progress, self.on_row, self.abort_after = progress, on_row, abort_after
         self.par = par  # the processes of this launch; only the main one writes
         self.new_rows = 0
@@ -84,7 +89,8 @@ class _SweepState:
         return run_lock(self.store.root, rid) if self.par.is_main else nullcontext()
 
     def record(self, rid, spec, row, data_hash) -> None:
-        row = {"run_id": rid, "preset": self.cfg.preset, "data_hash": data_hash, **row,
+        row = {"run_id": rid, "preset": self.cfg.preset, "data_hash": data_hash,
+               **({"data": self.data} if self.data else {}), **row,
                "spec": json.dumps(spec, sort_keys=True)}
         self.store.append(row)
         self.new_rows += 1
