@@ -13,7 +13,8 @@ style), :mod:`ledger` (records of the checks for the claims ledger).
 * Chapter 3 (C6): :mod:`random_features`, :mod:`ridge` (batched solvers),
   :mod:`posterior_mean` and :mod:`rf_posterior` (the posterior-mean teacher estimated).
 * Chapter 4 (C7-C9): :mod:`losses` (every training objective, one registry),
-  :mod:`gaussian_classes` (the synthetic Gaussian task).
+  :mod:`gaussian_classes` (the synthetic Gaussian task), :mod:`entropy_gain` (the
+  chapter's statistical tests and their measured power).
 * Chapter 5 (C9): :mod:`experiments` (configuration and presets; the run protocol; the
   learners of every back-end and their training loops; data, run store, sweep across
   machines and processes, metrics, the ``w2sg`` command), :mod:`intervals` (intervals
