@@ -15,6 +15,9 @@ so the power the chapter prints is the power the test asserts.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from scipy.stats import norm
 
 from ._common import check_int, check_real
@@ -26,19 +29,29 @@ from .real_posterior import (
 )
 from .teacher_draws import pair_features, run_draws
 
-__all__ = ["DEFAULTS", "TEACHER_ENCODER", "z_bonferroni", "load_features",
-           "run_experiment"]
+__all__ = ["DEFAULTS", "TEACHER_ENCODER", "PREREGISTRATION", "preregistration",
+           "z_bonferroni", "load_features", "run_experiment"]
 
 TEACHER_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+PREREGISTRATION = (Path(__file__).resolve().parents[1] / "results"
+                   / "ch06_preregistration" / "dev_seeds.json")
 
 #: Chapter 6's parameters (its parameters cell must equal these; a test checks it).
 DEFAULTS = {
-    "seed": 0, "n_draws": 900, "n_students": 128, "teacher_labels": 100,
-    "teacher_C": 10.0, "pool_rows": 1600, "n_inputs": 300, "n_test": 600,
+    "seed": 0, "n_draws": 900, "n_students": 384, "teacher_labels": 100,
+    "teacher_C": 10.0, "pool_rows": 1000, "n_inputs": 300, "n_test": 600,
     "rank": 256, "n_folds": 8, "student_l2": 1e-3,
     "student_encoder": "sentence-transformers/all-mpnet-base-v2",
     "objectives": ("bce", "reverse_bce"), "alpha": 0.01, "n_boot": 200,
 }
+
+
+def preregistration() -> dict:
+    """The committed development-seed runs that fixed Chapter 6's rank (C3)."""
+    if not PREREGISTRATION.is_file():
+        raise FileNotFoundError(f"{PREREGISTRATION.name}: run "
+                                "results/ch06_preregistration/run.py first")
+    return json.loads(PREREGISTRATION.read_text(encoding="utf-8"))
 
 
 def z_bonferroni(alpha: float, n_checks: int) -> float:
