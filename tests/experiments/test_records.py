@@ -146,3 +146,17 @@ def test_committed_run_ids_are_unchanged():
         dh = data_fingerprint(load_hh_helpful(cfg["sizes"], seed=seed))
         ids |= {E.run_id(cfg, s, dh) for s in E.plan_runs(cfg) if s["seed"] == seed}
     assert ids == set(committed["run_id"])
+
+
+def test_all_digit_run_ids_stay_text(tmp_path):
+    """A hex run id can be all digits (about 1 in 2000): never read as a number."""
+    rid = "0123456789012345"
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "results.csv").write_text(f"run_id,data_hash,acc\n{rid},0000000000000001,0.5\n")
+    assert list(RunStore(old, create=False).rows()["run_id"]) == [rid]
+    st = RunStore(old)
+    st.repair()
+    assert st.record_ids() == {rid} and list(st.rows()["data_hash"]) == ["0000000000000001"]
+    st.append({"run_id": "9" * 16, "acc": 0.1})
+    assert list(st.rows()["run_id"]) == [rid, "9" * 16]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["RECORD_FORMAT", "RUNS_DIR", "INDEX", "StoreError", "check_run_id",
+__all__ = ["RECORD_FORMAT", "RUNS_DIR", "INDEX", "TEXT_COLUMNS", "StoreError", "check_run_id",
            "encode_record", "decode_record", "file_sha256", "index_frame", "index_text",
            "read_index", "parse_index_lenient", "plain_row"]
 
@@ -34,6 +34,8 @@ RECORD_FORMAT = "w2sg-run/1"
 RUNS_DIR = "runs"
 INDEX = "results.csv"
 _RID = re.compile(r"[0-9A-Za-z_.-]+")
+# hex hashes that may be all digits (about 1 in 2000 run ids): read as text, not numbers
+TEXT_COLUMNS = {"run_id": str, "data_hash": str}
 
 
 class StoreError(RuntimeError):
@@ -142,7 +144,7 @@ def read_index(path: str | os.PathLike) -> pd.DataFrame:
         raise StoreError(f"{path} is torn or unparsable ({n_bad} incomplete line(s) at "
                          f"the end); {_repair_hint(path)}")
     try:
-        return pd.read_csv(io.StringIO(good))
+        return pd.read_csv(io.StringIO(good), dtype=TEXT_COLUMNS)
     except (pd.errors.ParserError, ValueError) as exc:
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"{path} is unparsable ({msg}); {_repair_hint(path)}") from None
@@ -188,6 +190,6 @@ def parse_index_lenient(path: str | os.PathLike) -> tuple[pd.DataFrame, int]:
     if not good:
         return pd.DataFrame(), n_bad
     try:
-        return pd.read_csv(io.StringIO(good)), n_bad
+        return pd.read_csv(io.StringIO(good), dtype=TEXT_COLUMNS), n_bad
     except (pd.errors.ParserError, ValueError):
         return pd.DataFrame(), n_bad + 1

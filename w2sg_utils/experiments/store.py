@@ -35,6 +35,7 @@ from .._common import atomic_write, atomic_write_text
 from .records import (
     INDEX,
     RUNS_DIR,
+    TEXT_COLUMNS,
     StoreError,
     check_run_id,
     decode_record,
@@ -316,5 +317,5 @@ def committed_results(name: str, start: str | os.PathLike | None = None) -> pd.D
     for d in (here, *here.parents):
         p = d / "results" / name / "results.csv"
         if p.is_file():
-            return pd.read_csv(p)
+            return pd.read_csv(p, dtype=TEXT_COLUMNS)
     return None
