@@ -211,7 +211,8 @@ def ordering_tables(logits: dict, labels: dict, alternative: str | None = None) 
 
 
 def ordering_differences(tables: dict) -> dict:
-    """Per-pair differences ``(S, n)`` of each of :data:`ORDERINGS` (C9)."""
+    """Per-pair differences ``(S, n)`` of each of :data:`ORDERINGS` (C9,
+    {ref}`sec-ch05-prereg`)."""
     out = {}
     for name, (a, b) in ORDERINGS.items():
         if a in tables and (b is None or b in tables):
@@ -221,7 +222,8 @@ def ordering_differences(tables: dict) -> dict:
 
 def check_orderings(tables: dict, level: float = ORDERING_LEVEL) -> dict:
     """Two-level interval of each ordering's mean difference; an ordering *holds* when
-    the interval's lower end is above zero (Chapter 5 asserts that; claim C9)."""
+    the interval's lower end is above zero (Chapter 5 asserts that; claim C9,
+    {ref}`sec-ch05-prereg`)."""
     return {name: mean_interval(d, level) for name, d in ordering_differences(tables).items()}
 
 
@@ -234,6 +236,8 @@ def ordering_power(logits: dict, labels: dict, n_boot: int = 200, seed: int = 20
     (``alternative = "none"``: the rate at which it passes) and under each of
     :data:`ALTERNATIVES` (the rate at which it fails, i.e. rejects that wrong
     implementation). Returns one row per (ordering, alternative) with ``rate``.
+
+    Statement: {ref}`sec-ch05-prereg`.
     """
     if not isinstance(n_boot, int) or n_boot < 1:
         raise ValueError(f"n_boot: a positive integer, got {n_boot!r}")
@@ -302,7 +306,7 @@ def ordering_logits(df: pd.DataFrame, store, l2: float = 0.0) -> dict:
 def committed_store(name: str, start=None):
     """The run store of the committed sweep ``results/<name>`` (searched upwards from
     ``start`` like :func:`~w2sg_utils.experiments.store.committed_results`), or ``None``
-    (C9)."""
+    (C9, {ref}`sec-ch05`)."""
     from pathlib import Path
 
     from .store import RunStore, committed_results

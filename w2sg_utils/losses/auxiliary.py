@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .._common import check_int, check_real
-from .base import Objective, _forward_ce, _need_two, _QuantileBuffer
+from .base import Objective, QuantileBuffer, forward_ce, need_two
 
 
 class AuxConfidence(Objective):
@@ -52,7 +52,7 @@ class AuxConfidence(Objective):
         if self.group_size and self.buffer_size:
             raise ValueError("group_size: a per-group quantile takes no buffer; pass "
                              "buffer_size=0 with group_size > 0")
-        self._buffer = _QuantileBuffer(self.buffer_size)
+        self._buffer = QuantileBuffer(self.buffer_size)
         self.last_threshold: float | None = None
 
     def weight(self, progress: float) -> float:
@@ -86,7 +86,7 @@ class AuxConfidence(Objective):
                 hard[s:s + self.group_size] = (qg >= thr).to(q)
         else:
             sample = self._buffer.sample(q=q, y=y1)
-            _need_two(sample["q"].shape[0], self.name, self.buffer_size)
+            need_two(sample["q"].shape[0], self.name, self.buffer_size)
             thr = torch.quantile(sample["q"], self._level(sample["y"]))
             self._buffer.push(q=q, y=y1)
             hard = (q >= thr).to(q)
@@ -101,9 +101,9 @@ class AuxConfidence(Objective):
         if w == 0:
             if logp.shape[-1] == 2:  # keep the buffer current even while w = 0
                 self._buffer.push(q=logp.exp()[:, self._cls], y=y[:, 1])
-            return _forward_ce(logp, y)
+            return forward_ce(logp, y)
         h = self._harden(logp.exp().detach(), y)
-        return _forward_ce(logp, (1.0 - w) * y + w * h)
+        return forward_ce(logp, (1.0 - w) * y + w * h)
 
 
 class LogConf(AuxConfidence):
@@ -164,7 +164,7 @@ class ProductLoss(Objective):
         if self.alpha > 0:
             logt = torch.where(y > 0, logt, torch.full_like(logt, -math.inf))
         t = torch.softmax(logt, dim=-1)
-        return _forward_ce(logp, t)
+        return forward_ce(logp, t)
 
 
 class EntropyLoss(Objective):
@@ -202,7 +202,7 @@ class EntropyLoss(Objective):
         p = logp.exp()
         w = self.weight(progress)
         target = (1.0 - w) * y + w * (p.detach() if self.detach else p)
-        return _forward_ce(logp, target)
+        return forward_ce(logp, target)
 
 
 class WindowLoss(Objective):
@@ -227,5 +227,5 @@ class WindowLoss(Objective):
     def _per_example(self, z, y, binary, progress):
         logp = F.log_softmax(z, dim=-1)
         uncertain = logp.detach().exp().max(dim=-1).values < 0.5 + self.radius
-        ce = _forward_ce(logp, y)
+        ce = forward_ce(logp, y)
         return torch.where(uncertain, ce, torch.zeros_like(ce))

@@ -22,7 +22,7 @@ NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 # ---------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------
-def _fmt(x: float) -> str:
+def fmt_number(x: float) -> str:
     """Shortest round-tripping decimal for a float, without a trailing ``.0``."""
     s = repr(float(x))
     return s[:-2] if s.endswith(".0") else s
@@ -170,17 +170,17 @@ class Objective:
         raise NotImplementedError
 
 
-def _forward_ce(logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def forward_ce(logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``CE(y, p) = -sum_k y_k log p_k`` per row."""
     return -(y * logp).sum(dim=-1)
 
 
-def _entropy_labels(y: torch.Tensor) -> torch.Tensor:
+def entropy_labels(y: torch.Tensor) -> torch.Tensor:
     """``H(y) = -sum_k y_k log y_k`` with ``0 log 0 = 0``."""
     return -torch.xlogy(y, y).sum(dim=-1)
 
 
-def _log_smoothed(y: torch.Tensor, eps: float, used: torch.Tensor | None, who: str):
+def log_smoothed(y: torch.Tensor, eps: float, used: torch.Tensor | None, who: str):
     """``log y_eps`` for the rows in ``used`` (all rows if ``None``); raises for ``log 0``.
 
     Rows not used get ``log y_eps`` replaced by 0 where ``y_eps = 0`` so that no ``inf``
@@ -200,19 +200,19 @@ def _log_smoothed(y: torch.Tensor, eps: float, used: torch.Tensor | None, who: s
     return torch.log(ye)
 
 
-def _reverse_ce(p: torch.Tensor, log_ye: torch.Tensor) -> torch.Tensor:
+def reverse_ce(p: torch.Tensor, log_ye: torch.Tensor) -> torch.Tensor:
     """``RCE(p, y_eps) = -sum_k p_k log y_eps,k`` per row."""
     return -(p * log_ye).sum(dim=-1)
 
 
-def _confidence(y: torch.Tensor, binary: bool) -> torch.Tensor:
+def confidence(y: torch.Tensor, binary: bool) -> torch.Tensor:
     """Teacher confidence ``max_k y_k - 1/K`` (binary: ``|y - 1/2|``), in ``[0, 1 - 1/K]``."""
     if binary:
         return (y[:, 1] - 0.5).abs()
     return y.max(dim=-1).values - 1.0 / y.shape[-1]
 
 
-class _SmoothedLabels(Objective):
+class SmoothedLabels(Objective):
     """Base of the reverse objectives: the option ``eps`` smooths the teacher's label,
     ``y_eps = y (1 - eps) + eps / K``, with ``0 <= eps < 1``."""
 
@@ -223,7 +223,7 @@ class _SmoothedLabels(Objective):
         self.eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
 
 
-class _QuantileBuffer:
+class QuantileBuffer:
     """Rolling, detached buffer of per-example values for batch quantiles."""
 
     def __init__(self, size: int):
@@ -256,7 +256,7 @@ class _QuantileBuffer:
         self.data = {}
 
 
-def _need_two(n: int, who: str, buffer_size: int) -> None:
+def need_two(n: int, who: str, buffer_size: int) -> None:
     if n < 2:
         raise ValueError(
             f"{who}: the batch quantile needs at least 2 examples but the quantile sample "

@@ -12,15 +12,15 @@ from .base import (
     DEFAULT_EPS,
     NUMBER,
     Objective,
-    _confidence,
-    _entropy_labels,
-    _fmt,
-    _forward_ce,
-    _log_smoothed,
-    _need_two,
-    _QuantileBuffer,
-    _reverse_ce,
-    _SmoothedLabels,
+    QuantileBuffer,
+    SmoothedLabels,
+    confidence,
+    entropy_labels,
+    fmt_number,
+    forward_ce,
+    log_smoothed,
+    need_two,
+    reverse_ce,
 )
 
 
@@ -40,10 +40,10 @@ class ForwardCE(Objective):
     released = {}
 
     def _per_example(self, z, y, binary, progress):
-        return _forward_ce(F.log_softmax(z, dim=-1), y)
+        return forward_ce(F.log_softmax(z, dim=-1), y)
 
 
-class ReverseCE(_SmoothedLabels):
+class ReverseCE(SmoothedLabels):
     """Reverse cross-entropy ``RCE(p, y_eps) = -sum_k p_k log y_eps,k`` (claims C7, C8).
 
     Binary: ``-[s log y_eps + (1 - s) log(1 - y_eps)]``, gradient
@@ -58,7 +58,7 @@ class ReverseCE(_SmoothedLabels):
     example = "reverse_bce"
     released = {}
     def _per_example(self, z, y, binary, progress):
-        return _reverse_ce(torch.softmax(z, dim=-1), _log_smoothed(y, self.eps, None, self.name))
+        return reverse_ce(torch.softmax(z, dim=-1), log_smoothed(y, self.eps, None, self.name))
 
 
 class _ClassMean:
@@ -96,11 +96,11 @@ class ForwardKL(_ClassMean, Objective):
         self._init_class_mean(class_mean)
 
     def _per_example(self, z, y, binary, progress):
-        per = _forward_ce(F.log_softmax(z, dim=-1), y) - _entropy_labels(y)
+        per = forward_ce(F.log_softmax(z, dim=-1), y) - entropy_labels(y)
         return self._scale(per, z.shape[-1])
 
 
-class ReverseKL(_ClassMean, _SmoothedLabels):
+class ReverseKL(_ClassMean, SmoothedLabels):
     """Reverse KL ``KL(p || y_eps) = sum_k p_k (log p_k - log y_eps,k) = RCE - H(p)`` (C7).
 
     ``class_mean=True`` divides it by ``K`` (the released ``reverse_kl``).
@@ -121,7 +121,7 @@ class ReverseKL(_ClassMean, _SmoothedLabels):
 
     def _per_example(self, z, y, binary, progress):
         logp = F.log_softmax(z, dim=-1)
-        per = (logp.exp() * (logp - _log_smoothed(y, self.eps, None, self.name))).sum(dim=-1)
+        per = (logp.exp() * (logp - log_smoothed(y, self.eps, None, self.name))).sum(dim=-1)
         return self._scale(per, z.shape[-1])
 
 
@@ -149,17 +149,17 @@ class CACE(Objective):
         super().__init__(**kw)
         self.c = check_real(c, "c", 0.0, 1.0)
         self.eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
-        self.name = f"CACE_{_fmt(self.c)}"
+        self.name = f"CACE_{fmt_number(self.c)}"
 
     def _threshold(self, y, binary):
         return self.c
 
     def _per_example(self, z, y, binary, progress):
-        conf = _confidence(y, binary)
+        conf = confidence(y, binary)
         confident = conf >= self._threshold(y, binary)
         logp = F.log_softmax(z, dim=-1)
-        ce = _forward_ce(logp, y)
-        rce = _reverse_ce(logp.exp(), _log_smoothed(y, self.eps, ~confident, self.name))
+        ce = forward_ce(logp, y)
+        rce = reverse_ce(logp.exp(), log_smoothed(y, self.eps, ~confident, self.name))
         return torch.where(confident, ce, rce)
 
 
@@ -200,7 +200,7 @@ class QuanCACE(CACE):
         if scope == "train" and self.buffer_size:
             raise ValueError("buffer_size: only with scope='batch'; scope='train' fixes the "
                              "threshold from all training labels (fit)")
-        self._buffer = _QuantileBuffer(self.buffer_size)
+        self._buffer = QuantileBuffer(self.buffer_size)
         self.name = f"Quan_CACE_{self.k}"
         self.threshold: float | None = None
         self.last_threshold: float | None = None
@@ -232,7 +232,7 @@ class QuanCACE(CACE):
         if student_logits is None:
             student_logits = torch.zeros_like(torch.as_tensor(teacher_probs), dtype=torch.float64)
         _, y, binary = self._prepare(student_logits, teacher_probs)
-        self._buffer.push(conf=_confidence(y, binary))
+        self._buffer.push(conf=confidence(y, binary))
 
     def _threshold(self, y, binary):
         if self.scope == "train":
@@ -242,9 +242,9 @@ class QuanCACE(CACE):
                     "labels; call .fit(teacher_probs) with them first (the training loops "
                     "do), or pass scope='batch' for a per-batch quantile")
             return self.threshold
-        conf = _confidence(y, binary)
+        conf = confidence(y, binary)
         sample = self._buffer.sample(conf=conf)["conf"]
-        _need_two(sample.shape[0], self.name, self.buffer_size)
+        need_two(sample.shape[0], self.name, self.buffer_size)
         thr = torch.quantile(sample, self.k / 10.0)
         self._buffer.push(conf=conf)
         self.last_threshold = float(thr)
@@ -274,13 +274,13 @@ class SymmetricLoss(Objective):
         if self.alpha == 0 and self.beta == 0:
             raise ValueError("alpha, beta: at least one of the two weights must be positive")
         self.eps = check_real(eps, "eps", 0.0, 1.0, max_open=True)
-        self.name = f"SL_a{_fmt(self.alpha)}_b{_fmt(self.beta)}"
+        self.name = f"SL_a{fmt_number(self.alpha)}_b{fmt_number(self.beta)}"
 
     def _per_example(self, z, y, binary, progress):
         logp = F.log_softmax(z, dim=-1)
-        out = self.alpha * _forward_ce(logp, y)
+        out = self.alpha * forward_ce(logp, y)
         if self.beta > 0:
-            out = out + self.beta * _reverse_ce(
-                logp.exp(), _log_smoothed(y, self.eps, None, self.name)
+            out = out + self.beta * reverse_ce(
+                logp.exp(), log_smoothed(y, self.eps, None, self.name)
             )
         return out

@@ -28,7 +28,8 @@ TABLE_FIELDS = ("aliases", "summary", "example", "released")
 
 def build_tables(classes):
     """The lookups ``(names and aliases -> class, family key -> class)`` of ``classes``,
-    all lowercase; a name taken twice raises ``ValueError`` (claims C7-C9)."""
+    all lowercase; a name taken twice raises ``ValueError`` (claims C7-C9,
+    {ref}`sec-ch04-experiment`)."""
     simple: dict[str, type[Objective]] = {}
     families: dict[str, type[Objective]] = {}
     for cls in classes:
