@@ -102,3 +102,24 @@ def test_no_import_cycle():
         if v not in index:
             visit(v)
     assert not cycles, f"import cycles: {cycles}"
+
+
+def test_no_private_name_used_across_modules():
+    """No module of w2sg_utils imports a ``_private`` name from another, or reads one
+    as ``module._name`` (make it public, or move it to ``_common``)."""
+    import ast
+
+    bad = []
+    for name, path in NAMES.items():
+        aliases = set()
+        for target, names, alias, _node in _imports(path):
+            bad += [f"{name}: from {target} import {n}" for n in names
+                    if n.startswith("_") and not n.startswith("__")]
+            if alias is not None:
+                aliases.add(alias)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in aliases and node.attr.startswith("_")
+                    and not node.attr.startswith("__")):
+                bad.append(f"{name}: {node.value.id}.{node.attr}")
+    assert not bad, "private names used across modules:\n" + "\n".join(sorted(bad))
