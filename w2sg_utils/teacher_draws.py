@@ -160,10 +160,7 @@ def train_students(x_train, z_teacher, objective: str, *, l2: float = 1e-3,
 
     Statement: {prf:ref}`thm-expected-misfit`.
     """
-    try:  # the batched trainer's home after the experiments refactor
-        from .experiments.batched import train_heads
-    except ImportError:  # pragma: no cover - before it
-        from .experiments.ensembles import train_heads
+    from .experiments.batched import train_heads
 
     x = np.asarray(x_train, dtype=np.float32)
     z = np.asarray(z_teacher, dtype=np.float64)
