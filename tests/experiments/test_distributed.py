@@ -110,7 +110,7 @@ def accelerate_cmd(n: int) -> list[str]:
 
 
 def worker_env() -> dict:
-    root = str(HERE.parent)
+    root = str(HERE.parents[1])
     return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
             "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
 
@@ -189,7 +189,7 @@ def test_shipped_accelerate_configs(name, kind):
     GPT-2 blocks. FSDP needs GPUs, so it is not run on CPU."""
     from accelerate.commands.config.config_args import load_config_from_file
 
-    cfg = load_config_from_file(str(HERE.parent / "configs" / "accelerate" / f"{name}.yaml"))
+    cfg = load_config_from_file(str(HERE.parents[1] / "configs" / "accelerate" / f"{name}.yaml"))
     assert cfg.distributed_type.name == kind and cfg.mixed_precision == "no"
     assert cfg.num_machines == 1 and cfg.num_processes >= 2
     if kind == "FSDP":
