@@ -52,8 +52,6 @@ from .plan import CODE_VERSION, config_hash, plan_runs, run_id
 from .store import RunStore, committed_results
 from .sweep import run_sweep
 
-Backend = SeedContext  # the former name (a per-seed context, not a back-end)
-
 __all__ = [
     "CODE_VERSION",
     "Preset",
@@ -76,7 +74,6 @@ __all__ = [
     "bias_variance_table",
     "committed_results",
     "SeedContext",
-    "Backend",
     "load_hh_helpful",
     "load_pairs",
     "read_manifest",
