@@ -29,6 +29,7 @@ def chapter_parameters() -> dict:
 
 def test_chapter_parameters_are_the_package_defaults():
     params = chapter_parameters()
+    assert params.pop("full") is False
     assert params == {k: v for k, v in R.DEFAULTS.items() if k in params}
     assert set(R.DEFAULTS) - set(params) == {"objectives", "alpha", "n_boot"}
 
