@@ -106,3 +106,14 @@ def test_bad_parameters_fail_early(bad):
     kwargs = {"rank": 3, "n_folds": 4} | bad
     with pytest.raises(ValueError, match=next(iter(bad))):
         RP.crossfit_posterior_mean(A, B, **kwargs)
+
+
+def test_split_half_error_agrees_with_the_gaussian_formula():
+    """Model free against the formula, on an exactly Gaussian teacher."""
+    A, B, _ = gaussian_teacher(M=1200, n_s=12)
+    post = RP.crossfit_posterior_mean(A, B, rank=12, n_folds=6)
+    ratio = post.split_half.mean() / post.half_formula.mean()
+    # six folds of 200 held-out draws x 40 targets: the ratio is within 25%
+    assert 0.75 < ratio < 1.25
+    small = RP.crossfit_posterior_mean(A[:30], B[:30], rank=10, n_folds=3)
+    assert np.isnan(small.split_half).all()

@@ -47,7 +47,10 @@ DEFAULTS = {
 
 
 def preregistration() -> dict:
-    """The committed development-seed runs that fixed Chapter 6's rank (C3)."""
+    """The committed development-seed runs that fixed Chapter 6's rank (claim C3).
+
+    Statement: {prf:ref}`thm-expected-misfit`.
+    """
     if not PREREGISTRATION.is_file():
         raise FileNotFoundError(f"{PREREGISTRATION.name}: run "
                                 "results/ch06_preregistration/run.py first")
@@ -55,7 +58,11 @@ def preregistration() -> dict:
 
 
 def z_bonferroni(alpha: float, n_checks: int) -> float:
-    """Two-sided normal quantile at family-wise level ``alpha`` over ``n_checks`` checks."""
+    """Two-sided normal quantile at family-wise level ``alpha`` over ``n_checks`` (C3).
+
+    The critical value of Chapter 6's C3 checks (one per objective).
+    Statement: {prf:ref}`thm-expected-misfit`.
+    """
     alpha = check_real(alpha, "alpha", 0.0, 0.5, min_open=True)
     n_checks = check_int(n_checks, "n_checks", min=1)
     return float(norm.ppf(1 - alpha / (2 * n_checks)))
@@ -66,6 +73,8 @@ def load_features(p: dict) -> tuple[dict, dict, dict]:
 
     The pool, the inputs and the test pairs are the first ``pool_rows``, ``n_inputs``
     and ``n_test`` rows of ``train_gt``, ``train_w2s`` and ``test``, swapped by ``seed``.
+
+    Statement: {prf:ref}`thm-expected-misfit`.
     """
     seed = p["seed"]
     t, y = {}, {}

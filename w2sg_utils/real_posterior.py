@@ -42,7 +42,7 @@ from threadpoolctl import threadpool_limits
 
 from ._common import check_int, positive_int
 from .ensemble_terms import binary_ce, binary_kl_logits
-from .posterior_mean import linear_posterior_mean
+from .posterior_mean import linear_posterior_mean, split_half_posterior_mean
 
 __all__ = [
     "CrossFitPosterior",
@@ -65,7 +65,11 @@ class CrossFitPosterior:
     wrong conditioning); ``mean`` ``(M, n)``: the other folds' mean logit (the
     unconditional proxy); ``cond_var`` ``(n_folds,)``: residual variance per target,
     averaged; ``error`` ``(n_folds,)``: Gaussian-design mean squared error of ``zbar``;
-    ``total_var``: the variance of ``z_w(test)`` across draws, averaged over pairs.
+    ``total_var``: the variance of ``z_w(test)`` across draws, averaged over pairs;
+    ``split_half`` ``(n_folds,)``: the model-free split-half discrepancy of two fits on
+    disjoint halves of each fold's fitting draws (the squared error of one half-size
+    fit), next to ``half_formula``, the Gaussian-design formula for such a fit (NaN
+    when a half holds fewer than ``rank + 3`` draws).
 
     Statement: {prf:ref}`thm-expected-misfit`.
     """
@@ -78,6 +82,8 @@ class CrossFitPosterior:
     total_var: float
     rank: int
     n_folds: int
+    split_half: np.ndarray
+    half_formula: np.ndarray
 
 
 def crossfit_posterior_mean(obs_draws, target_draws, rank: int,
@@ -105,13 +111,17 @@ def crossfit_posterior_mean(obs_draws, target_draws, rank: int,
     folds = np.arange(M) * n_folds // M
     zbar, other, mean = (np.empty_like(B) for _ in range(3))
     cond_var, error = np.empty(n_folds), np.empty(n_folds)
+    half, half_formula = np.empty(n_folds), np.empty(n_folds)
     with threadpool_limits(1):  # small matrices: threads only contend
-        _crossfit(A, B, rank, folds, zbar, other, mean, cond_var, error)
+        _crossfit(A, B, rank, folds, zbar, other, mean, cond_var, error,
+                  half, half_formula)
     return CrossFitPosterior(zbar, other, mean, cond_var, error,
-                             float(B.var(0, ddof=1).mean()), rank, n_folds)
+                             float(B.var(0, ddof=1).mean()), rank, n_folds,
+                             half, half_formula)
 
 
-def _crossfit(A, B, rank, folds, zbar, other, mean, cond_var, error):
+def _crossfit(A, B, rank, folds, zbar, other, mean, cond_var, error, half,
+              half_formula):
     for f in range(folds[-1] + 1):
         held, fit = folds == f, folds != f
         mu = A[fit].mean(0)
@@ -123,6 +133,12 @@ def _crossfit(A, B, rank, folds, zbar, other, mean, cond_var, error):
         other[held] = est.predict(np.roll(s_held, 1, axis=0))
         mean[held] = B[fit].mean(0)
         cond_var[f], error[f] = float(est.cond_var), float(est.error_formula)
+        if len(s_fit) // 2 < rank + 3:  # too few draws for two half-size fits
+            half[f] = half_formula[f] = np.nan
+            continue
+        first, second, disc = split_half_posterior_mean(s_fit, B[fit], s_held)
+        half[f] = float(disc.mean())
+        half_formula[f] = float(first.error_formula + second.error_formula) / 2
 
 
 def posterior_terms(y, z_w, z_s, zbar) -> dict[str, np.ndarray]:
@@ -157,6 +173,8 @@ def c3_alternatives(y, z_s, terms: dict, post: CrossFitPosterior) -> dict[str, n
     unconditional mean logit in place of ``zbar``, or with the predictor evaluated at
     another teacher's logits. ``terms``: :func:`posterior_terms` of the first ``K``
     draws (those with students); ``post`` the estimate for all draws.
+
+    Statement: {prf:ref}`prop-ch06-proxy-split`.
     """
     K = len(z_s)
     p_s = 1.0 / (1.0 + np.exp(-np.asarray(z_s, dtype=np.float64)))
@@ -176,6 +194,7 @@ def draw_z(values) -> float:
 
     Conditional on the test pairs: the row means (one per draw) are i.i.d. given the
     pool and the test set, and ``se = sd(row means) / sqrt(K)``.
+    Statement: {prf:ref}`thm-expected-misfit`.
     """
     rows = np.asarray(values, dtype=np.float64).mean(1)
     se = rows.std(ddof=1) / np.sqrt(len(rows))
@@ -188,7 +207,8 @@ def bootstrap_rejection(values, z_crit: float, n_boot: int = 200, seed: int = 0)
     ``values`` ``(K, n)``: per-draw, per-pair discrepancies under an alternative. The
     ``K`` draws are i.i.d. given the pool and the test pairs, so resampling them with
     replacement imitates new experiments of the same size on the same test pairs; the
-    fraction that the check (:func:`draw_z`) rejects estimates its power at these sizes.
+    fraction that the check (:func:`draw_z`) rejects estimates its power at these sizes
+    (claims C3, C4). Statement: {prf:ref}`thm-expected-misfit`.
     """
     rows = np.asarray(values, dtype=np.float64).mean(1)
     n_boot = positive_int(n_boot, "n_boot")
@@ -202,7 +222,10 @@ def bootstrap_rejection(values, z_crit: float, n_boot: int = 200, seed: int = 0)
 
 @dataclass(frozen=True)
 class IdentityCheck:
-    """Outcome of :func:`identity_check`: ``z`` of the null, ``power`` per alternative."""
+    """Outcome of :func:`identity_check`: ``z`` of the null, ``power`` per alternative.
+
+    Claims C3, C4; statement: {prf:ref}`thm-expected-misfit`.
+    """
 
     estimate: float
     se: float

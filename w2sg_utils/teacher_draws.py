@@ -141,7 +141,10 @@ def fit_teachers(x, labels, draws, C: float = 1.0, tol: float = 1e-8,
 
 
 def head_logits(x, W) -> np.ndarray:
-    """Logits ``(M, n)`` of the heads ``W`` ``(M, d)`` on pair features ``x`` ``(n, d)``."""
+    """Logits ``(M, n)`` of heads ``W`` ``(M, d)`` on pair features ``x`` ``(n, d)`` (C3).
+
+    Statement: {prf:ref}`def-ch05-pairwise`.
+    """
     x, W = np.asarray(x, dtype=np.float64), np.asarray(W, dtype=np.float64)
     if x.ndim != 2 or W.ndim != 2 or x.shape[1] != W.shape[1]:
         raise ValueError(f"W: expected shape (M, {x.shape[-1]}), got {W.shape}")
