@@ -3,10 +3,13 @@
     .venv/bin/python results/pair_gap/measure.py      # writes results/pair_gap/summary.json
 
 Reads the shipped embedding artifact (results/embeddings/, verified on load) and uses the
-largest prefix of train_w2s and test that both encoders have, at most 600 and 2000 rows
-(Chapter 5's defaults); train_gt: the first 1600 rows (the MiniLM teacher's pool).
-Grid fixed in advance: teacher labels n in {10, 25, 100}, inverse L2 strength C in
-{1, 10, 100} (the same C for every head of one row), seeds 0-9.
+largest prefix of train_w2s and test that both encoders have, at most 600 and 800 rows
+(the preset hh-minilm-mpnet's sizes); train_gt: the first 1600 rows (the teacher's pool).
+Grid: teacher labels n in {10, 25, 100}, inverse L2 strength C in {1, 10, 100} (the same
+C for every head of one row), seeds 0-9. It was fixed before this run but after a
+preliminary look at the first 300 train_w2s / 500 test pairs (seeds 0-1), which showed
+MiniLM heads on 25 labels already within about 0.01 of the MPNet ceiling; n = 10 was
+added then (so the test pairs are not untouched by that choice).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ SEEDS = list(range(10))
 
 def main() -> int:
     n_w2s = min(600, available_rows(WEAK, "train_w2s"), available_rows(STRONG, "train_w2s"))
-    n_test = min(2000, available_rows(WEAK, "test"), available_rows(STRONG, "test"))
+    n_test = min(800, available_rows(WEAK, "test"), available_rows(STRONG, "test"))
     n_gt = min(1600, available_rows(WEAK, "train_gt"))
     if min(n_w2s, n_test) < 100 or n_gt < max(N_LABELS):
         print(f"too few rows: train_w2s {n_w2s}, test {n_test}, train_gt {n_gt}")
@@ -57,7 +60,7 @@ def _fmt(v: dict) -> str:
 
 def table(out: dict) -> str:
     """Markdown table: one row per (n, C), 95% two-level intervals."""
-    cols = ("weak", "student", "ceiling", "weak_ceiling", "pgr")
+    cols = ("weak", "student", "ceiling", "weak_ceiling", "gap", "encoders", "pgr")
     lines = ["| n labels | C | " + " | ".join(cols) + " |",
              "| --- | --- | " + " | ".join("---" for _ in cols) + " |"]
     for r in out["rows"]:

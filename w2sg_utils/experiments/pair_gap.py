@@ -111,14 +111,21 @@ def _one_seed(s: int, n_labels: int, C: float, sizes: dict, rows: dict,
 
 
 def gap_summary(tables: dict, level: float = 0.95) -> dict:
-    """Mean accuracy of each model with its two-level interval, and PGR (Fieller;
+    """Mean accuracy of each model with its two-level interval, the paired differences
+    ``gap`` (ceiling - weak) and ``encoders`` (ceiling - weak_ceiling), and PGR (Fieller;
     ``None`` when the weak and ceiling accuracies tie exactly)."""
-    from ..intervals import mean_interval, pgr_interval
+    from ..intervals import difference_interval, mean_interval, pgr_interval
 
     rows = {}
     for k, t in tables.items():
         iv = mean_interval(t, level=level)
         rows[k] = {"acc": float(iv.estimate), "lo": float(iv.lo), "hi": float(iv.hi)}
+    # paired on the same test pairs and seeds: the gap PGR divides by, and the part of
+    # the ceiling due to the strong encoder (MPNet vs MiniLM heads on the same labels)
+    for name, a, b in (("gap", "ceiling", "weak"), ("encoders", "ceiling", "weak_ceiling")):
+        if a in tables and b in tables:
+            iv = difference_interval(tables[a], tables[b], level=level)
+            rows[name] = {"acc": float(iv.estimate), "lo": float(iv.lo), "hi": float(iv.hi)}
     try:
         pg = pgr_interval(tables["student"], tables["weak"], tables["ceiling"], level=level)
         rows["pgr"] = {"acc": float(pg.estimate), "lo": float(pg.lo), "hi": float(pg.hi)}
