@@ -159,3 +159,18 @@ def test_embed_texts_reads_the_artifact_instead_of_encoding(small, tmp_path, mon
     monkeypatch.setattr(other, "encode", refuse)
     with pytest.raises(AssertionError, match="encoded although"):
         embed_texts([rows[0]["chosen"]], other, progress=False, root=tmp_path)
+
+
+def test_embed_command_validates_then_writes(tmp_path, capsys):
+    from w2sg_utils.experiments.cli import main
+
+    for bad, name in ((["--split", "train"], "--split"), (["--split", "test", "--rows", "1,2"],
+                      "--rows"), (["--split", "test", "--rows", "0"], "--rows"),
+                      (["--max-length", "1"], "--max-length")):
+        with pytest.raises(SystemExit) as e:
+            main(["embed", "--model", MINI, "--out", str(tmp_path), *bad])
+        assert e.value.code == 2 and name in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written before the arguments pass
+    assert main(["embed", "--model", MINI, "--split", "test", "--rows", "3", "--max-length",
+                 "32", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert A.available_rows(MINI, "test", 32, tmp_path) == 3
