@@ -156,7 +156,8 @@ def ladder_check(lad: dict, z: float, alternative: str | None = None) -> dict:
 
 
 def rejects(lad: dict, z: float, alternative: str | None = None) -> bool:
-    """Whether :func:`ladder_check` raises on these measurements (claim C3)."""
+    """Whether :func:`ladder_check` raises on these measurements (claim C3).
+    Statement: {prf:ref}`lem-rf-blp`."""
     try:
         ladder_check(lad, z, alternative)
     except AssertionError:

@@ -39,6 +39,7 @@ def fit_head(ea, eb, target, C: float, max_iter: int = 5000, tol: float = 1e-6) 
     with a soft target ``p`` equals the weighted sum of the losses of the labels 1
     (weight ``p``) and 0 (weight ``1 - p``), which is how it is fitted; ``C`` is
     scikit-learn's inverse L2 strength (objective ``||w||^2 / 2 + C * sum BCE``).
+    Statement: {ref}`sec-ch05`.
     """
     from sklearn.linear_model import LogisticRegression
 
