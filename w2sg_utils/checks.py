@@ -102,5 +102,8 @@ def rejection_power(gaps, se, z: float = Z_DEFAULT) -> float:
     if not z > 0:
         raise ValueError(f"z: must be positive, got {z!r}")
     t = np.abs(gaps) / se
-    log_pass = np.log1p(-(norm.cdf(t - z) + norm.cdf(-t - z)))
+    reject = norm.cdf(t - z) + norm.cdf(-t - z)  # per gap, under the normal model
+    if np.any(reject >= 1.0):  # a certain rejection (log1p(-1) would be -inf)
+        return 1.0
+    log_pass = np.log1p(-reject)
     return float(-np.expm1(np.sum(log_pass)))
