@@ -10,6 +10,7 @@ any work starts.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import tempfile
@@ -34,6 +35,7 @@ __all__ = [
     "torch_threads",
     "atomic_write",
     "atomic_write_text",
+    "file_sha256",
 ]
 
 _INTS = (int, np.integer)
@@ -203,3 +205,13 @@ def atomic_write(path: str | os.PathLike, write: Callable, binary: bool = True) 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """:func:`atomic_write` of a UTF-8 text."""
     atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def file_sha256(path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 4 MiB chunks (the one implementation:
+    model weights, embedding files, run records and artifacts)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()

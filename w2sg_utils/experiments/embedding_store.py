@@ -8,13 +8,14 @@ encoder's module, so the encoder can consult it. Format: see :mod:`.embedding_ar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .._common import file_sha256
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -55,13 +56,6 @@ def artifact_dir(model: str, max_length: int, root=None) -> Path:
 _DIGESTS: dict = {}
 
 
-def file_sha256(path) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def weights_sha256(model_dir) -> str:

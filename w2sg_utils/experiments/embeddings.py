@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._common import atomic_write, positive_int
+from .._common import atomic_write, file_sha256, positive_int
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -77,12 +77,6 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _model_digest(path: str) -> str:
@@ -94,7 +88,7 @@ def _model_digest(path: str) -> str:
     for f in sorted(p.iterdir()):
         if f.name == "config.json" or f.suffix in (".safetensors", ".bin"):
             h.update(f.name.encode())
-            h.update(_file_digest(f).encode())
+            h.update(file_sha256(f).encode())
     return h.hexdigest()
 
 

@@ -25,13 +25,14 @@ Statement: {prf:ref}`def-ch05-pairwise` (the strong model of the pair).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
+
+from .._common import file_sha256
 
 __all__ = [
     "MPNET_NAME",
@@ -81,12 +82,6 @@ def part_files() -> list[Path]:
     return files
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_weights(folder: str | os.PathLike, sha256: str = MPNET_SHA256,
@@ -101,7 +96,7 @@ def verify_weights(folder: str | os.PathLike, sha256: str = MPNET_SHA256,
     if not w.is_file():
         raise ModelChecksumError(f"all-mpnet-base-v2: {w} is missing")
     found_size = w.stat().st_size
-    digest = _sha256(w) if found_size == size else "(not computed: size differs)"
+    digest = file_sha256(w) if found_size == size else "(not computed: size differs)"
     if found_size != size or digest != sha256:
         raise ModelChecksumError(
             f"all-mpnet-base-v2: refusing {w}: expected {size} bytes with SHA-256 {sha256} "

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._common import file_sha256
+
 __all__ = ["RECORD_FORMAT", "RUNS_DIR", "INDEX", "TEXT_COLUMNS", "StoreError", "check_run_id",
            "encode_record", "decode_record", "file_sha256", "index_frame", "index_text",
            "read_index", "parse_index_lenient", "plain_row"]
@@ -77,13 +79,6 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def encode_record(rid: str, row: dict, seq: int, artifact_sha256: str | None) -> bytes:
