@@ -31,14 +31,14 @@ import torch
 
 from .posterior_mean import linear_posterior_mean, min_draws
 from .random_features import RFTask
-from .rf_posterior import teacher_values
+from .rf_posterior import RiskGain, teacher_values
 from .ridge import DEFAULT_THREADS, torch_threads
 
 __all__ = ["MatchedW2S", "matched_w2s"]
 
 
 @dataclass(frozen=True)
-class MatchedW2S:
+class MatchedW2S(RiskGain):
     """Per-repetition measurements of :func:`matched_w2s`: arrays ``(reps, n_widths)``.
 
     ``dist`` is ``E_x (f_s - f_s')^2 / 2`` for two matched students (estimates
@@ -52,11 +52,6 @@ class MatchedW2S:
     misfit: np.ndarray
     dist: np.ndarray
     error_formula: np.ndarray
-
-    @property
-    def gain(self) -> np.ndarray:
-        """Per-repetition ``R(f_w) - R(f_s)``."""
-        return self.risk_w - self.risk_s
 
 
 def matched_w2s(task: RFTask, *, n: int, d_w: int, lam_w: float, N: int, widths, reps: int,

@@ -50,13 +50,23 @@ from .posterior_mean import min_draws, split_half_posterior_mean
 from .random_features import ACTIVATIONS, RFTask, random_features
 from .ridge import DEFAULT_THREADS, ridge_fit, torch_threads
 
-__all__ = ["PosteriorW2S", "posterior_w2s", "check_posterior_identities", "teacher_values"]
+__all__ = ["RiskGain", "PosteriorW2S", "posterior_w2s", "check_posterior_identities", "teacher_values"]
 
 _CHUNK = 256  # teachers whose features are held in memory at once
 
 
+class RiskGain:
+    """The per-repetition gain ``R(f_w) - R(f_s)`` of a result holding ``risk_w`` and
+    ``risk_s`` (claim C3). Statement: {prf:ref}`lem-rf-blp`."""
+
+    @property
+    def gain(self) -> np.ndarray:
+        """Per-repetition ``R(f_w) - R(f_s)``."""
+        return self.risk_w - self.risk_s
+
+
 @dataclass(frozen=True)
-class PosteriorW2S:
+class PosteriorW2S(RiskGain):
     """Per-repetition measurements of :func:`posterior_w2s` (shape ``(reps,)`` each)."""
 
     risk_w: np.ndarray
@@ -82,11 +92,6 @@ class PosteriorW2S:
     dist_other: np.ndarray
     spread_other: np.ndarray
     heldout_other: np.ndarray
-
-    @property
-    def gain(self) -> np.ndarray:
-        """Per-repetition ``R(f_w) - R(f_s)``."""
-        return self.risk_w - self.risk_s
 
     @property
     def pool_gain(self) -> np.ndarray:
