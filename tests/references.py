@@ -51,3 +51,23 @@ def grad_inv(name, t):
     if name == "i_divergence":
         return np.exp(t)
     return -1 / t
+
+
+def relu_features(Z, V):
+    """ReLU random features of inputs ``Z`` (rows) with weights ``V``, scaled as the
+    package scales them: ``max(Z V^T / sqrt(d), 0) / sqrt(width)``."""
+    return np.maximum(Z @ V.T / np.sqrt(Z.shape[1]), 0) / np.sqrt(len(V))
+
+
+def plain_rf_teacher_values(task, X_eval, W, X, xi, lam_w):
+    """Values at ``X_eval`` of ridge teachers on ReLU random features, one per
+    ``(W[j], X[j], xi[j])``: a plain loop with ``np.linalg.solve`` (the tests of
+    rf_posterior and rf_matched)."""
+    n, d_w = X.shape[1], W.shape[1]
+    F = []
+    for j in range(len(W)):
+        P = relu_features(X[j], W[j])
+        y = task.ybar(X[j]).numpy() + task.noise_sd * xi[j]
+        beta = np.linalg.solve(P.T @ P + n * lam_w * np.eye(d_w), P.T @ y)
+        F.append(relu_features(X_eval, W[j]) @ beta)
+    return np.array(F)

@@ -6,6 +6,8 @@ import pytest
 from w2sg_utils.random_features import RFTask
 from w2sg_utils.rf_matched import matched_w2s
 
+from .references import plain_rf_teacher_values
+
 TASK = RFTask(d=4, noise_sd=0.5)
 SIZES = dict(n=12, d_w=6, lam_w=1e-3, N=10, n_test=30, n_pairs=3, seed=2)
 WIDTHS = [20, 40]
@@ -22,16 +24,7 @@ def plain_repetition(r, n, d_w, lam_w, N, n_test, n_pairs, seed, widths):
     W, X, xi = (rng.standard_normal((K, d_w, d)), rng.standard_normal((K, n, d)),
                 rng.standard_normal((K, n)))
 
-    def feats(Z, V):
-        return np.maximum(Z @ V.T / np.sqrt(d), 0) / np.sqrt(len(V))
-
-    F = []
-    for j in range(K):
-        P = feats(X[j], W[j])
-        y = TASK.ybar(X[j]).numpy() + TASK.noise_sd * xi[j]
-        beta = np.linalg.solve(P.T @ P + n * lam_w * np.eye(d_w), P.T @ y)
-        F.append(feats(np.r_[X_s, X_t], W[j]) @ beta)
-    F = np.array(F)
+    F = plain_rf_teacher_values(TASK, np.r_[X_s, X_t], W, X, xi, lam_w)
     a, f_w = F[:n_pairs, :N], F[:n_pairs, N:]
     ybar = TASK.ybar(X_t).numpy()
     rows = []

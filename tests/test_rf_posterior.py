@@ -8,6 +8,8 @@ import pytest
 from w2sg_utils.random_features import RFTask
 from w2sg_utils.rf_posterior import PosteriorW2S, check_posterior_identities, posterior_w2s
 
+from .references import plain_rf_teacher_values, relu_features
+
 TASK = RFTask(d=4, noise_sd=0.5)
 SIZES = dict(n=12, d_w=6, lam_w=1e-3, N=10, d_s=20, n_draws=100, n_test=40, seed=5)
 
@@ -23,16 +25,8 @@ def plain_repetition(task, r, *, n, d_w, lam_w, N, d_s, lam_s, n_draws, n_test, 
     W, X, xi = (rng.standard_normal((K, d_w, d)), rng.standard_normal((K, n, d)),
                 rng.standard_normal((K, n)))
 
-    def feats(Z, V):
-        return np.maximum(Z @ V.T / np.sqrt(d), 0) / np.sqrt(len(V))
-
-    F = []
-    for j in range(K):
-        P = feats(X[j], W[j])
-        y = task.ybar(X[j]).numpy() + task.noise_sd * xi[j]
-        beta = np.linalg.solve(P.T @ P + n * lam_w * np.eye(d_w), P.T @ y)
-        F.append(feats(np.r_[X_s, X_t], W[j]) @ beta)
-    F = np.array(F)
+    feats = relu_features
+    F = plain_rf_teacher_values(task, np.r_[X_s, X_t], W, X, xi, lam_w)
     a, f_w = F[0, :N], F[0, N:]
     f_s = []
     for V in W_s:
