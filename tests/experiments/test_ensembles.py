@@ -115,6 +115,11 @@ TINY = {  # per preset: sizes and settings that run in seconds on CPU
                             teacher={"n_labels": 6}, ceiling={"epochs": 1},
                             strong={"max_length": 32, "batch_size": 4,
                                     "micro_batch_size": 4, "num_threads": 1}),
+    # needs CUDA: refused here, these sizes only on a GPU
+    "hh-minilm-mpnet-finetune": dict(sizes={"train_gt": 20, "train_w2s": 8, "test": 6},
+                                     teacher={"n_labels": 6},
+                                     strong={"max_length": 32, "batch_size": 4,
+                                             "micro_batch_size": 4}),
 }
 
 
@@ -149,4 +154,5 @@ def test_chapter6_runner_runs_or_refuses_every_preset(preset, tmp_path, monkeypa
     z_w2s, z_test = out["students"][("bce", 0.0)]
     assert z_w2s.shape == (2, n_w2s) and z_test.shape == (2, n_test)
     assert all(np.all(np.isfinite(z)) for z in (z_w2s, z_test, *out["teachers"]))
-    assert len(loads) == (2 if cfg.backend == "finetune" else 0)  # one per student
+    # one per student, and the ceiling's when it is the fine-tuned model too
+    assert len(loads) == ((2 + (cfg.ceiling is None)) if cfg.backend == "finetune" else 0)

@@ -44,6 +44,14 @@ def check_device(cfg: ExperimentConfig) -> None:
     """``ValueError`` if this machine cannot run ``cfg``: it needs CUDA and there is none;
     (``finetune``) its ``dtype`` is not supported on the device or its ``max_length``
     exceeds the model's positions."""
+    if str(cfg.device).startswith("cuda"):  # first: the clearest refusal
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device: preset {cfg.preset!r} (back-end {cfg.backend!r}) needs CUDA but "
+                "no GPU is available "
+                "(use --device cpu only for tiny models, or the hh-minilm-cpu preset)")
     if cfg.backend == "finetune":
         from .finetune import check_dtype, model_max_length
 
@@ -53,13 +61,6 @@ def check_device(cfg: ExperimentConfig) -> None:
         if st.max_length > limit:
             raise ValueError(f"strong.max_length: {st.max_length} exceeds the {limit} "
                              f"positions of {st.model!r}")
-    if str(cfg.device).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device: preset {cfg.preset!r} needs CUDA but no GPU is available "
-                "(use --device cpu only for tiny models, or the hh-minilm-cpu preset)")
 
 
 def get_preset(name: str) -> Preset:

