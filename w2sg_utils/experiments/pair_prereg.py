@@ -29,7 +29,7 @@ from ..intervals import mean_interval
 from . import run_intervals as RI
 
 __all__ = ["STORES", "SIGNS", "SignStore", "pack_signs", "open_store", "OBJECTIVES", "REGIMES", "LEVEL", "POWER_ALTERNATIVES",
-           "pair_logits", "load_pair", "regime_tables", "regime_differences",
+           "pair_logits", "load_pair", "test_labels", "regime_tables", "regime_differences",
            "check_regimes", "regime_power", "chosen_regimes"]
 
 STORES = ("l2_default", "l2_0")
@@ -156,7 +156,7 @@ def load_pair(root) -> tuple[dict, dict]:
     {ref}`sec-ch05-pair`). The logits of a packed store are their signs."""
     from .records import TEXT_COLUMNS
 
-    logits, labels = {}, {}
+    logits = {}
     for name in STORES:
         path = Path(root) / name
         if not (path / "results.csv").is_file():
@@ -164,11 +164,24 @@ def load_pair(root) -> tuple[dict, dict]:
         st = open_store(path)
         df = pd.read_csv(st.csv, dtype=TEXT_COLUMNS)
         logits[name] = pair_logits(df, st)
-        labels[name] = RI.labels_from_store(st, df)
-    seeds = {name: sorted(y) for name, y in labels.items()}
-    if len({tuple(s) for s in seeds.values()}) != 1:
-        raise ValueError(f"root: the stores have different seeds {seeds}")
-    return logits, labels
+    shapes = {name: sorted((s, len(z)) for s, z in lg["teacher"].items())
+              for name, lg in logits.items()}
+    if len({tuple(v) for v in shapes.values()}) != 1:
+        raise ValueError("root: the stores have different seeds or test sizes")
+    y = test_labels(dict(shapes[STORES[0]]))
+    return logits, {name: y for name in STORES}
+
+
+def test_labels(sizes: dict) -> dict:
+    """``{seed: test labels}`` for ``sizes = {seed: n test pairs}``: the shipped test
+    split read once and swapped per seed as :func:`~.data.load_hh_helpful` does (equal
+    to :func:`~.run_intervals.labels_from_store`, faster; C9, {ref}`sec-ch05-pair`)."""
+    from .data import SPLITS, load_pairs, make_pairwise
+
+    rows = load_pairs("test")
+    k = SPLITS.index("test")
+    return {int(s): make_pairwise(rows[:n], seed=int(s) * 3 + k).label
+            for s, n in sizes.items()}
 
 
 def regime_tables(logits: dict, labels: dict, alternative: str | None = None) -> dict:
