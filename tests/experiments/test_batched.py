@@ -45,6 +45,53 @@ def test_batched_heads_equal_separate_heads(objective, l2):
         np.testing.assert_allclose((ea - eb) @ W[k], head_logits(head, ea, eb), rtol=1e-4, atol=1e-5)
 
 
+def test_heads_with_their_own_objective_l2_and_seed_equal_separate_heads():
+    """The sweep's batch (protocol.prefit): every head its own objective, penalty and
+    minibatch order, objects with state included (Quan_CACE, aux) and a name repeated."""
+    rng = np.random.default_rng(1)
+    n, d = 45, 6
+    ea = rng.normal(size=(n, d)).astype(np.float32)
+    eb = rng.normal(size=(n, d)).astype(np.float32)
+    objs = ["bce", "reverse_bce", "Quan_CACE_5", "aux", "bce", "kl"]
+    l2s = [1e-3, 0.0, 1e-2, 1e-3, 0.0, 1e-4]
+    seeds = [3, 4, 3, 7, 8, 9]
+    targets = rng.uniform(0.05, 0.95, (len(objs), n))
+    W = B.train_heads(ea, eb, targets, objs, l2=l2s, epochs=3, lr=1e-2,
+                      batch_size=16, seed=seeds)
+    for k, (o, lam, s) in enumerate(zip(objs, l2s, seeds)):
+        head = train_head(PairHead(d, "linear"), ea, eb, targets[k], get_objective(o),
+                          l2=lam, epochs=3, lr=1e-2, batch_size=16, seed=s)
+        np.testing.assert_allclose((ea - eb) @ W[k], head_logits(head, ea, eb),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_a_head_with_its_own_seed_is_the_same_alone_or_in_a_batch():
+    """Bit for bit: a resumed sweep recomputes a run alone that the first pass trained
+    among others (tests/experiments/test_faults.py compares the stores exactly)."""
+    rng = np.random.default_rng(2)
+    n, d = 70, 12
+    ea = rng.normal(size=(n, d)).astype(np.float32)
+    eb = rng.normal(size=(n, d)).astype(np.float32)
+    objs = ["bce", "Quan_CACE_5", "reverse_bce", "bce"]
+    l2s, seeds = [1e-3, 0.0, 1e-2, 0.0], [1, 2, 3, 4]
+    Y = rng.uniform(0.05, 0.95, (len(objs), n))
+    kw = dict(epochs=3, batch_size=16)
+    W = B.train_heads(ea, eb, Y, objs, l2=l2s, seed=seeds, **kw)
+    for k in range(len(objs)):
+        w = B.train_heads(ea, eb, Y[k:k + 1], [objs[k]], l2=[l2s[k]],
+                          seed=[seeds[k]], **kw)
+        np.testing.assert_array_equal(w[0], W[k])
+
+
+def test_train_heads_refuses_a_shared_stateful_objective():
+    e = np.zeros((4, 2), np.float32)
+    q = get_objective("Quan_CACE_5")
+    with pytest.raises(ValueError, match="objective"):
+        B.train_heads(e, e, np.full((2, 4), 0.5), [q, q])
+    with pytest.raises(ValueError, match="seed"):
+        B.train_heads(e, e, np.full((2, 4), 0.5), "bce", seed=[1, 2, 3])
+
+
 def test_train_heads_validates_arguments():
     e = np.zeros((4, 2), np.float32)
     with pytest.raises(ValueError, match="targets"):

@@ -162,10 +162,6 @@ def test_cpu_dry_run_trains_teachers_ceiling_and_students(tmp_path, monkeypatch)
                                                 *out["ceiling"]))
 
 
-@pytest.mark.xfail(strict=True, reason="learners.fit_teacher/fit_teachers train an encoder "
-                   "teacher's head with cfg.strong's epochs, lr and batch size (under "
-                   "this preset: 1 epoch at lr 2e-5); the fix is the coordinator's "
-                   "(learners.py). When it lands this passes: remove the marker.")
 def test_teacher_head_trains_with_the_teachers_settings(monkeypatch):
     from w2sg_utils.experiments import batched, training
     from w2sg_utils.experiments.context import SeedContext

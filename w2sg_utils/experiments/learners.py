@@ -33,8 +33,9 @@ import numpy as np
 from .._common import torch_threads
 from .context import EncoderSpec
 
-__all__ = ["StrongModel", "student_model", "ceiling_model", "teacher_encoder",
-           "fit_teacher", "fit_teachers", "fit_strong", "fit_strongs"]
+__all__ = ["StrongModel", "StrongJob", "student_model", "ceiling_model",
+           "teacher_encoder", "fit_teacher", "fit_teachers", "fit_strong", "fit_strongs",
+           "trains_at_once", "fit_strong_jobs"]
 
 SPLITS = ("train_w2s", "test")
 
@@ -51,6 +52,17 @@ class StrongModel:
         """The frozen encoder of an ``embedding`` model."""
         s = self.section
         return EncoderSpec(s.encoder, s.max_length)
+
+
+@dataclass(frozen=True)
+class StrongJob:
+    """One strong model to train on ``train_w2s``: its target probabilities, objective,
+    L2 strength and seed (the arguments of :func:`fit_strong`)."""
+
+    targets: np.ndarray
+    objective: str
+    l2: float
+    seed: int
 
 
 def student_model(cfg) -> StrongModel:
@@ -87,11 +99,9 @@ def fit_teacher(ctx, rows, seed: int, splits=SPLITS) -> dict[str, np.ndarray]:
     """
     cfg, t = ctx.cfg, ctx.cfg.teacher
     gt = ctx.data["train_gt"].subset(rows)
-    if t.kind == "tfidf":
-        from .models import TfidfTeacher
-
-        m = TfidfTeacher(C=t.C, ngram_max=t.ngram_max).fit(gt.text_a, gt.text_b, gt.label)
-        return {s: m.logits(ctx.data[s].text_a, ctx.data[s].text_b) for s in splits}
+    if t.kind == "tfidf":  # TfidfTeacher's model; the seed's texts counted once
+        z = fit_teachers(ctx, np.asarray(rows)[None], [seed], splits)
+        return {s: z[s][0] for s in splits}
     if t.kind == "encoder":
         from .models import PairHead
         from .training import head_logits, train_head
@@ -101,7 +111,8 @@ def fit_teacher(ctx, rows, seed: int, splits=SPLITS) -> dict[str, np.ndarray]:
         st = cfg.strong
         head = train_head(PairHead(ga.shape[1], "linear"), ga[rows], gb[rows],
                           gt.label.astype(float), cfg.objective("bce"), l2=t.l2,
-                          epochs=st.epochs, lr=st.lr, batch_size=st.batch_size, seed=seed)
+                          epochs=t.epochs or st.epochs, lr=t.lr or st.lr,
+                          batch_size=t.batch_size or st.batch_size, seed=seed)
         return {s: head_logits(head, *ctx.embeddings(s, enc)) for s in splits}
     model, tok = _load_lm(t, seed)
     _train_lm(ctx, model, tok, t, gt, gt.label.astype(float), "bce", seed)
@@ -124,7 +135,8 @@ def fit_teachers(ctx, draws, seeds, splits=SPLITS) -> dict[str, np.ndarray]:
         ga, gb = ctx.embeddings("train_gt", enc)
         W = np.concatenate([
             train_heads(ga[idx], gb[idx], gt.label[idx][None].astype(float), "bce",
-                        l2=t.l2, epochs=st.epochs, lr=st.lr, batch_size=st.batch_size,
+                        l2=t.l2, epochs=t.epochs or st.epochs, lr=t.lr or st.lr,
+                        batch_size=t.batch_size or st.batch_size,
                         seed=s)
             for idx, s in zip(draws, seeds)])
         return {s: head_logits_many(W, *ctx.embeddings(s, enc)) for s in splits}
@@ -140,8 +152,10 @@ def fit_strong(ctx, model: StrongModel, targets, objective: str, l2: float, seed
 
     Statement: {prf:ref}`def-ch05-pairwise`.
     """
-    return _fit_strong_one(ctx, model, np.asarray(targets, float), objective, l2, seed,
-                           splits, train)
+    job = StrongJob(np.asarray(targets, float), objective, l2, seed)
+    if trains_at_once(model):  # the same arithmetic alone as in a batch, bit for bit
+        return fit_strong_jobs(ctx, model, [job], splits, train)[0]
+    return _fit_strong_one(ctx, model, job.targets, objective, l2, seed, splits, train)
 
 
 def fit_strongs(ctx, model: StrongModel, targets, objective: str, l2: float, seed: int,
@@ -161,6 +175,41 @@ def fit_strongs(ctx, model: StrongModel, targets, objective: str, l2: float, see
         return {sp: head_logits_many(W, *ctx.embeddings(sp, enc)) for sp in splits}
     return _stack([_fit_strong_one(ctx, model, y, objective, l2, seed + k, splits,
                                    "train_w2s") for k, y in enumerate(targets)])
+
+
+def trains_at_once(model: StrongModel) -> bool:
+    """Whether :func:`fit_strong_jobs` trains several jobs of ``model`` as one
+    (linear heads on frozen embeddings)."""
+    return model.backend == "embedding" and model.section.kind == "linear"
+
+
+def fit_strong_jobs(ctx, model: StrongModel, jobs, splits=("test",),
+                    train: str = "train_w2s") -> list[dict]:
+    """:func:`fit_strong` on ``train`` for each :class:`StrongJob` of ``jobs``, in order.
+
+    Linear heads on frozen embeddings (:func:`trains_at_once`) train as one weight
+    matrix, each head with its job's objective, L2 and minibatch order
+    (:func:`~.batched.train_heads`: equal to one at a time up to rounding); other
+    models train one at a time. Claim C9; Chapter 5's sweep (:func:`~.protocol.prefit`).
+
+    Statement: {prf:ref}`def-ch05-pairwise`.
+    """
+    jobs = list(jobs)
+    if not jobs:
+        return []
+    if not trains_at_once(model):
+        return [_fit_strong_one(ctx, model, np.asarray(j.targets, float), j.objective,
+                                j.l2, j.seed, splits, train) for j in jobs]
+    from .batched import head_logits_many, train_heads
+
+    s, enc = model.section, model.encoder()
+    ea, eb = ctx.embeddings(train, enc)
+    W = train_heads(ea, eb, np.stack([np.asarray(j.targets, float) for j in jobs]),
+                    [ctx.cfg.objective(j.objective) for j in jobs],
+                    l2=[j.l2 for j in jobs], seed=[j.seed for j in jobs],
+                    epochs=s.epochs, lr=s.lr, batch_size=s.batch_size)
+    out = {sp: head_logits_many(W, *ctx.embeddings(sp, enc)) for sp in splits}
+    return [{sp: out[sp][k] for sp in splits} for k in range(len(jobs))]
 
 
 def _fit_strong_one(ctx, model: StrongModel, targets, objective, l2, seed, splits, train):

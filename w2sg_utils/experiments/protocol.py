@@ -15,12 +15,20 @@ import json
 
 import numpy as np
 
-from .learners import ceiling_model, fit_strong, fit_teacher, student_model
+from .learners import (
+    StrongJob,
+    ceiling_model,
+    fit_strong,
+    fit_strong_jobs,
+    fit_teacher,
+    student_model,
+    trains_at_once,
+)
 from .metrics import accuracy, clip_probs, pair_metrics, pgr
 from .models import sigmoid
 from .plan import spec_seed
 
-__all__ = ["execute", "label_logits"]
+__all__ = ["execute", "prefit", "label_logits"]
 
 
 def _run_teacher(ctx, spec) -> dict:
@@ -36,8 +44,44 @@ def _base_row(spec) -> dict:
             "member": spec.get("member", -1)}
 
 
-def execute(spec, ctx, ensure) -> tuple[dict, dict]:
-    """Compute one run: its arrays (artifact) and its row of metrics."""
+def _strong_job(spec, ctx, ensure):
+    """The strong model and :class:`~.learners.StrongJob` of a ceiling or student run."""
+    if spec["stage"] == "ceiling":
+        y = ctx.data["train_w2s"].label.astype(float)
+        return ceiling_model(ctx.cfg), StrongJob(y, "bce", spec["l2"], spec_seed(spec))
+    zw_w2s, _ = label_logits(spec["labels"], spec["seed"], ensure)
+    return student_model(ctx.cfg), StrongJob(sigmoid(zw_w2s), spec["objective"],
+                                             spec["l2"], spec_seed(spec))
+
+
+def prefit(specs, ctx, ensure) -> dict[int, np.ndarray]:
+    """Train at once the ceiling and student runs among ``specs`` whose model the
+    learners train together (:func:`~.learners.trains_at_once`); their test logits,
+    keyed by position in ``specs``, for :func:`execute`'s ``fitted``. The teachers they
+    need are run first (``ensure``). Other runs are left to :func:`execute`."""
+    groups: list[tuple] = []  # (model, [(position, job), ...])
+    for i, spec in enumerate(specs):
+        if spec["stage"] not in ("ceiling", "student"):
+            continue
+        model, job = _strong_job(spec, ctx, ensure)
+        if not trains_at_once(model):
+            continue
+        for g_model, items in groups:
+            if g_model == model:
+                items.append((i, job))
+                break
+        else:
+            groups.append((model, [(i, job)]))
+    fitted = {}
+    for model, items in groups:
+        outs = fit_strong_jobs(ctx, model, [job for _, job in items])
+        fitted |= {i: out["test"] for (i, _), out in zip(items, outs)}
+    return fitted
+
+
+def execute(spec, ctx, ensure, fitted=None) -> tuple[dict, dict]:
+    """Compute one run: its arrays (artifact) and its row of metrics. ``fitted``: the
+    test logits of a ceiling or student run already trained by :func:`prefit`."""
     seed = spec["seed"]
     test_label = ctx.data["test"].label
     row = _base_row(spec)
@@ -48,19 +92,18 @@ def execute(spec, ctx, ensure) -> tuple[dict, dict]:
                 "teacher_acc": accuracy(z, test_label),
                 "acc_w2s_labels": accuracy(arrays["z_w2s"], ctx.data["train_w2s"].label)}
         return arrays, row
+    if spec["stage"] in ("ceiling", "student") and fitted is None:
+        model, job = _strong_job(spec, ctx, ensure)
+        fitted = fit_strong(ctx, model, job.targets, job.objective, job.l2,
+                            job.seed)["test"]
     if spec["stage"] == "ceiling":
-        y = ctx.data["train_w2s"].label.astype(float)
-        z = fit_strong(ctx, ceiling_model(ctx.cfg), y, "bce", spec["l2"],
-                       spec_seed(spec))["test"]
+        z = fitted
         t0 = ensure({"stage": "teacher", "seed": seed, "member": 0})
         m = pair_metrics(z, t0["z_test"], test_label)
         row |= m | {"ceiling_acc": m["acc"], "teacher_acc": accuracy(t0["z_test"], test_label)}
         return {"z_test": z}, row
     if spec["stage"] == "student":
-        zw_w2s, zw_test = label_logits(spec["labels"], seed, ensure)
-        targets = sigmoid(zw_w2s)
-        z = fit_strong(ctx, student_model(ctx.cfg), targets, spec["objective"],
-                       spec["l2"], spec_seed(spec))["test"]
+        z, (_, zw_test) = fitted, label_logits(spec["labels"], seed, ensure)
         ceil = ensure({"stage": "ceiling", "seed": seed, "l2": ctx.cfg.strong.l2})
         m = pair_metrics(z, zw_test, test_label)
         acc_w = accuracy(zw_test, test_label)

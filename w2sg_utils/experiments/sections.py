@@ -162,8 +162,7 @@ class TeacherConfig(_Trained):
     linear head on the first ``num_layers`` layers of the strong encoder, ``l2``; or, with
     ``encoder`` set, on a frozen encoder of its own, e.g. the pretrained pair's MiniLM,
     all layers unless ``num_layers``, at ``max_length`` or the strong model's; ``epochs``,
-    ``lr``, ``batch_size`` are its head's settings, which :mod:`.learners` does not read
-    yet: it trains the head with the strong section's, see ``hh-minilm-mpnet-finetune``) or
+    ``lr``, ``batch_size`` are its head's settings, the strong section's where unset) or
     ``causal_lm`` (a fine-tuned causal LM: ``model``, ``lr``, batch sizes, ...)."""
 
     kind: str

@@ -13,7 +13,7 @@ from .config import validate_config
 from .context import SeedContext
 from .distributed import current as processes
 from .plan import plan_runs, run_id
-from .protocol import execute
+from .protocol import execute, prefit
 from .sharding import run_lock, shard_run_ids
 from .store import RunStore
 
@@ -65,10 +65,13 @@ def run_sweep(cfg, out_dir: str | os.PathLike, data_dir=None, progress: bool = T
                disable=not state.progress)
     for seed in seeds:
         runner = _SeedRunner(state, seed)
-        for spec in plan:
-            if spec["seed"] == seed and (mine is None or runner.rid(spec) in mine):
-                runner.ensure(spec)
-                bar.update(1)
+        specs = [spec for spec in plan
+                 if spec["seed"] == seed and (mine is None or runner.rid(spec) in mine)]
+        if mine is None and par.num_processes == 1:
+            runner.prefit(specs)  # heads on frozen embeddings: all at once
+        for spec in specs:
+            runner.ensure(spec)
+            bar.update(1)
     bar.close()
     return store.rows()
 
@@ -107,6 +110,21 @@ class _SeedRunner:
         self.s = state
         self.ctx = SeedContext(state.cfg, seed, state.data_dir, state.progress)
         self.cache: dict[str, dict] = {}
+        self.fitted: dict[str, object] = {}  # test logits trained by prefit
+
+    def prefit(self, specs) -> None:
+        """Train the unfinished strong runs of ``specs`` that train together
+        (:func:`~.protocol.prefit`); finished runs with a valid artifact are loaded."""
+        store, done, todo = self.s.store, self.s.store.done(), []
+        for spec in specs:
+            rid = self.rid(spec)
+            arrays = store.load_artifact(rid) if rid in done else None
+            if arrays is None:
+                todo.append(spec)
+            else:
+                self.cache[rid] = arrays
+        for i, z in prefit(todo, self.ctx, self.ensure).items():
+            self.fitted[self.rid(todo[i])] = z
 
     def rid(self, spec) -> str:
         return run_id(self.s.cfg, spec, self.ctx.data_hash)
@@ -124,7 +142,7 @@ class _SeedRunner:
         arrays, done = s.par.broadcast(state)  # every process follows the main one
         if arrays is not None and done:
             return arrays
-        arrays, row = execute(spec, self.ctx, self.ensure)
+        arrays, row = execute(spec, self.ctx, self.ensure, self.fitted.pop(rid, None))
         if s.par.is_main:
             s.store.save_artifact(rid, **arrays)
             if not done:
