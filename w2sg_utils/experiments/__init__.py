@@ -10,6 +10,7 @@ its known defects fixed (see Chapter 5). The subpackage, in the order a run flow
 * :mod:`.plan` -- run ids (hash of a run's full configuration) and the ordered plan;
 * :mod:`.protocol` -- what a run is and in which order its stages run (teacher,
   ceiling, student, bias-variance), for the runs of one seed (:mod:`.context`);
+  :func:`~.protocol.prefit` trains a seed's heads on frozen embeddings at once;
 * :mod:`.learners` -- fit a teacher, a strong student or a ceiling for every back-end
   (:mod:`.embeddings`, :mod:`.models`, :mod:`.finetune`, :mod:`.batched`), through the
   training loops of :mod:`.training`;
@@ -18,6 +19,9 @@ its known defects fixed (see Chapter 5). The subpackage, in the order a run flow
   machines (:mod:`.sharding`) and processes (:mod:`.distributed`);
 * :mod:`.metrics` -- accuracy, PGR, misfits and the gain identity, summaries over seeds;
   :mod:`.run_intervals` -- two-level intervals (test pairs x seeds) of a sweep's runs;
+  :mod:`.packed_logits` -- a committed store's test logits, float16 and checksummed;
+  :mod:`.pair_gap`, :mod:`.pair_prereg` -- the pretrained pair's gap and its
+  pre-registered regimes;
 * :mod:`.ensembles` -- teacher ensembles and their students for Chapter 6;
 * :mod:`.cli` -- the ``w2sg`` command (also ``python -m w2sg_utils``).
 
