@@ -10,13 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from w2sg_utils._common import file_sha256
 from w2sg_utils.experiments import load_hh_helpful
 from w2sg_utils.experiments.packed_logits import (
     CHECKSUM,
     LOGITS16,
+    SIGNS,
     PackedStore,
+    open_store,
     pack_logits16,
-    sha256_file,
+    pack_signs,
 )
 from w2sg_utils.experiments.records import TEXT_COLUMNS
 from w2sg_utils.experiments.store import RunStore
@@ -27,7 +30,7 @@ FULL = Path(__file__).resolve().parents[1] / "results" / "ch05_hh_minilm_full"
 def test_checksum_matches_the_shipped_file():
     want = (FULL / CHECKSUM).read_text().split()
     assert want[1] == LOGITS16
-    assert sha256_file(FULL / LOGITS16) == want[0]
+    assert file_sha256(FULL / LOGITS16) == want[0]
     assert (FULL / LOGITS16).stat().st_size < 3_000_000
 
 
@@ -89,3 +92,31 @@ def test_pack_round_trip_and_refusals(tmp_path):
     _store(tmp_path / "c", [np.nan, 1.0])
     with pytest.raises(ValueError, match="non-finite"):
         pack_logits16(tmp_path / "c", tmp_path / "out_c")
+
+
+def test_signs_round_trip_and_the_committed_sign_files_open():
+    """The pair's stores ship signs only (sec-ch05-pair); each has its
+    checksum, and a changed one is refused."""
+    pair = FULL.parent / "pair_c9"
+    folders = sorted(p.parent for p in pair.rglob(SIGNS))
+    assert len(folders) >= 4
+    for folder in folders:
+        st = open_store(folder)
+        assert isinstance(st, PackedStore)
+        ids = pd.read_csv(folder / "results.csv", dtype=TEXT_COLUMNS)["run_id"]
+        assert all(st.load_artifact(r) is not None for r in ids)
+
+
+def test_signs_pack_and_refusal(tmp_path):
+    z = np.array([-3.25, 0.0, 1e-9, 24.0])
+    rid = _store(tmp_path / "a", z)
+    pack_signs(tmp_path / "a")
+    assert isinstance(open_store(tmp_path / "a"), PackedStore)
+    got = PackedStore(tmp_path / "a", SIGNS).load_artifact(rid)["z_test"]
+    assert np.array_equal(got, np.sign(z))
+    with np.load(tmp_path / "a" / SIGNS) as f:
+        ids, s = f["ids"], f["signs"].copy()
+    s[0, 0] = 1
+    np.savez_compressed(tmp_path / "a" / SIGNS, ids=ids, signs=s)
+    with pytest.raises(ValueError, match="does not match"):
+        open_store(tmp_path / "a")

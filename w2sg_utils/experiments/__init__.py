@@ -19,7 +19,7 @@ its known defects fixed (see Chapter 5). The subpackage, in the order a run flow
   machines (:mod:`.sharding`) and processes (:mod:`.distributed`);
 * :mod:`.metrics` -- accuracy, PGR, misfits and the gain identity, summaries over seeds;
   :mod:`.run_intervals` -- two-level intervals (test pairs x seeds) of a sweep's runs;
-  :mod:`.packed_logits` -- a committed store's test logits, float16 and checksummed;
+  :mod:`.packed_logits` -- a committed store's test logits (float16 or signs), checksummed;
   :mod:`.pair_gap`, :mod:`.pair_prereg` -- the pretrained pair's gap and its
   pre-registered regimes;
 * :mod:`.ensembles` -- teacher ensembles and their students for Chapter 6;

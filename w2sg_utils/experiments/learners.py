@@ -163,16 +163,9 @@ def fit_strongs(ctx, model: StrongModel, targets, objective: str, l2: float, see
     """:func:`fit_strong` on ``train_w2s`` for each row of ``targets`` (``(K, n)``),
     member ``k`` seeded ``seed + k``; logits ``(K, n)``. Linear heads on frozen
     embeddings train at once (:func:`~.batched.train_heads`, seeded ``seed``)."""
-    from .batched import head_logits_many, train_heads
-
     targets = np.asarray(targets, float)
-    s = model.section
-    if model.backend == "embedding" and s.kind == "linear":
-        enc = model.encoder()
-        ea, eb = ctx.embeddings("train_w2s", enc)
-        W = train_heads(ea, eb, targets, objective, l2=l2, epochs=s.epochs, lr=s.lr,
-                        batch_size=s.batch_size, seed=seed)
-        return {sp: head_logits_many(W, *ctx.embeddings(sp, enc)) for sp in splits}
+    if trains_at_once(model):
+        return _linear_heads(ctx, model, targets, objective, l2, seed, splits)
     return _stack([_fit_strong_one(ctx, model, y, objective, l2, seed + k, splits,
                                    "train_w2s") for k, y in enumerate(targets)])
 
@@ -200,16 +193,23 @@ def fit_strong_jobs(ctx, model: StrongModel, jobs, splits=("test",),
     if not trains_at_once(model):
         return [_fit_strong_one(ctx, model, np.asarray(j.targets, float), j.objective,
                                 j.l2, j.seed, splits, train) for j in jobs]
+    out = _linear_heads(ctx, model, np.stack([np.asarray(j.targets, float) for j in jobs]),
+                        [ctx.cfg.objective(j.objective) for j in jobs],
+                        [j.l2 for j in jobs], [j.seed for j in jobs], splits, train)
+    return [{sp: out[sp][k] for sp in splits} for k in range(len(jobs))]
+
+
+def _linear_heads(ctx, model, targets, objective, l2, seed, splits, train="train_w2s"):
+    """Linear heads on ``model``'s frozen embeddings trained as one weight matrix
+    (:func:`~.batched.train_heads`: ``objective``, ``l2``, ``seed`` one for all or one
+    per head); their logits ``(K, n)`` on each of ``splits``."""
     from .batched import head_logits_many, train_heads
 
     s, enc = model.section, model.encoder()
     ea, eb = ctx.embeddings(train, enc)
-    W = train_heads(ea, eb, np.stack([np.asarray(j.targets, float) for j in jobs]),
-                    [ctx.cfg.objective(j.objective) for j in jobs],
-                    l2=[j.l2 for j in jobs], seed=[j.seed for j in jobs],
-                    epochs=s.epochs, lr=s.lr, batch_size=s.batch_size)
-    out = {sp: head_logits_many(W, *ctx.embeddings(sp, enc)) for sp in splits}
-    return [{sp: out[sp][k] for sp in splits} for k in range(len(jobs))]
+    W = train_heads(ea, eb, targets, objective, l2=l2, seed=seed, epochs=s.epochs,
+                    lr=s.lr, batch_size=s.batch_size)
+    return {sp: head_logits_many(W, *ctx.embeddings(sp, enc)) for sp in splits}
 
 
 def _fit_strong_one(ctx, model: StrongModel, targets, objective, l2, seed, splits, train):

@@ -27,8 +27,9 @@ import pandas as pd
 
 from ..intervals import mean_interval
 from . import run_intervals as RI
+from .packed_logits import open_store
 
-__all__ = ["STORES", "SIGNS", "SignStore", "pack_signs", "open_store", "OBJECTIVES", "REGIMES", "LEVEL", "POWER_ALTERNATIVES",
+__all__ = ["STORES", "OBJECTIVES", "REGIMES", "LEVEL", "POWER_ALTERNATIVES",
            "pair_logits", "load_pair", "test_labels", "regime_tables", "regime_differences",
            "check_regimes", "regime_power", "chosen_regimes"]
 
@@ -67,62 +68,6 @@ POWER_ALTERNATIVES = ("no difference", "order reversed") + tuple(RI.ALTERNATIVES
 difference table centred at zero), the order reversed (``acc(b) - acc(a)``), and the
 wrong implementations of Chapter 5 (:data:`~.run_intervals.ALTERNATIVES`: logit sign
 flipped, every seed scored with the first seed's labels, the swap ignored)."""
-
-
-SIGNS = "signs.npz"
-"""A committed pair store's test predictions: the sign of each run's test logits
-(``int8``, ``0`` for an exact tie), all that its accuracies need, in place of the
-per-run artifacts (about 40 times smaller)."""
-
-
-class SignStore:
-    """Read-only stand-in for a :class:`~.store.RunStore` whose artifacts were packed
-    by :func:`pack_signs`: ``load_artifact(run_id)`` gives ``{"z_test": sign}`` (C9,
-    {ref}`sec-ch05-pair`)."""
-
-    def __init__(self, root):
-        self.root = Path(root)
-        self.csv = self.root / "results.csv"
-        with np.load(self.root / SIGNS) as f:
-            ids, signs = f["ids"], f["signs"]
-        self._rows = {str(r): signs[i] for i, r in enumerate(ids)}
-
-    def load_artifact(self, run_id):
-        """``{"z_test": sign of the test logits}``, or ``None`` for an unknown run."""
-        z = self._rows.get(str(run_id))
-        return None if z is None else {"z_test": z.astype(np.float64)}
-
-
-def pack_signs(path) -> Path:
-    """Write ``<path>/signs.npz`` from the run store at ``path``: every run's test-logit
-    signs (C9, {ref}`sec-ch05-pair`). Refuses non-finite logits."""
-    from .records import TEXT_COLUMNS
-    from .store import RunStore
-
-    st = RunStore(path, create=False)
-    ids = pd.read_csv(st.csv, dtype=TEXT_COLUMNS)["run_id"].astype(str).tolist()
-    rows = []
-    for rid in ids:
-        arrays = st.load_artifact(rid)
-        if arrays is None or "z_test" not in arrays:
-            raise ValueError(f"path: run {rid} has no test logits in {path}")
-        if not np.all(np.isfinite(arrays["z_test"])):
-            raise ValueError(f"path: run {rid} has non-finite test logits")
-        rows.append(np.sign(arrays["z_test"]).astype(np.int8))
-    out = Path(path) / SIGNS
-    np.savez_compressed(out, ids=np.array(ids), signs=np.array(rows))
-    return out
-
-
-def open_store(path):
-    """The run store at ``path``: a :class:`SignStore` where ``signs.npz`` is committed,
-    else the :class:`~.store.RunStore` (C9, {ref}`sec-ch05-pair`)."""
-    from .store import RunStore
-
-    path = Path(path)
-    if (path / SIGNS).is_file():
-        return SignStore(path)
-    return RunStore(path, create=False)
 
 
 def _kind(obj: str, l2: float) -> str:
