@@ -14,7 +14,7 @@ IPYNB := $(patsubst notebooks/%.md,build/ipynb/%.ipynb,$(CHAPTERS))
 LINTPY := $(patsubst notebooks/%.md,build/lint/%.py,$(CHAPTERS))
 BOOKFLAGS ?= -W -n --keep-going
 
-.PHONY: setup ipynb lint pytest nbval seeds book chromium browser test bench gpu-check clean
+.PHONY: setup ipynb lint pytest nbval seeds book chromium browser test bench mutants gpu-check clean
 
 setup: $(STAMP)
 
@@ -84,6 +84,11 @@ test: lint pytest nbval seeds book browser
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# Plant each catalogued bug (tests/mutants/catalog_*.py) and check the tests or the
+# chapter named with it fail; minutes, so not part of `make test`.
+mutants: $(STAMP)
+	$(BIN)/python -m tests.mutants.run --report build/mutants.json
 
 # On a GPU machine: CUDA tests, training-loop throughput and MFU, fine-tuning steps -> one
 # JSON (its CPU dry run is part of `make pytest`, in tests/test_gpu_check.py).
