@@ -1,5 +1,6 @@
 """The package's shape (issue 9): small modules, and every module named in the reference."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,64 @@ def test_no_private_name_used_across_modules():
                     and not node.attr.startswith("__")):
                 bad.append(f"{name}: {node.value.id}.{node.attr}")
     assert not bad, "private names used across modules:\n" + "\n".join(sorted(bad))
+
+
+# ------------------------------------------- experiments/: one direction, run to training
+# A sweep's configuration goes run -> protocol -> learners -> training (issue 16). The
+# layers below name where each module of that path sits; an import from a lower layer
+# into a higher one (function-level imports included) would make the path turn back.
+# Modules in no layer (configuration, data, store, embeddings, metrics) are shared by
+# every layer and must import none of the layered modules above training.
+
+LAYERS = {
+    "entry": {"cli", "cli_errors", "embed_cmd"},
+    "runs": {"sweep", "ensembles", "pair_gap", "pair_prereg", "run_intervals",
+             "packed_logits"},
+    "protocol": {"protocol"},
+    "learners": {"learners", "context"},
+    "training": {"training", "batched", "finetune", "models", "distributed"},
+}
+ORDER = list(LAYERS)
+
+
+def _experiments_graph() -> dict[str, set[str]]:
+    pre = "w2sg_utils.experiments."
+    return {k[len(pre):]: {t[len(pre):] for t in v if t.startswith(pre)}
+            for k, v in _graph().items() if k.startswith(pre)}
+
+
+def test_every_layered_module_exists():
+    graph = _experiments_graph()
+    missing = sorted(m for mods in LAYERS.values() for m in mods if m not in graph)
+    assert not missing, f"layers name modules that do not exist: {missing}"
+
+
+def test_experiments_import_in_one_direction():
+    """No module imports a module of a higher layer; shared modules import only the
+    training layer (its defaults), never protocol, learners or a runner."""
+    graph = _experiments_graph()
+    rank = {m: ORDER.index(layer) for layer, mods in LAYERS.items() for m in mods}
+    bad = []
+    for mod, targets in graph.items():
+        own = rank.get(mod, ORDER.index("training"))
+        bad += [f"{mod} -> {t}" for t in targets if rank.get(t, len(ORDER)) < own]
+    assert not bad, "imports that turn back up the run path:\n" + "\n".join(sorted(bad))
+
+
+def test_the_sweep_reaches_training_through_protocol_and_learners():
+    """sweep -> protocol -> learners -> training; the sweep trains nothing itself."""
+    graph = _experiments_graph()
+    assert "protocol" in graph["sweep"] and "learners" in graph["protocol"]
+    assert {"training", "batched"} <= graph["learners"]
+    trainers = LAYERS["training"] - {"distributed", "models"}
+    assert not graph["sweep"] & (trainers | {"learners"})
+    assert not graph["protocol"] & trainers
+
+
+def test_the_direction_check_can_fail(monkeypatch):
+    """A planted upward import (training -> learners) is reported."""
+    graph = _experiments_graph()
+    graph["training"] = graph["training"] | {"learners"}
+    monkeypatch.setattr(sys.modules[__name__], "_experiments_graph", lambda: graph)
+    with pytest.raises(AssertionError, match="training -> learners"):
+        test_experiments_import_in_one_direction()
