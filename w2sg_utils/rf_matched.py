@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._common import check_int
 from .posterior_mean import linear_posterior_mean, min_draws
 from .random_features import RFTask
 from .rf_posterior import RiskGain, teacher_values
@@ -72,8 +73,7 @@ def matched_w2s(task: RFTask, *, n: int, d_w: int, lam_w: float, N: int, widths,
         raise ValueError(f"task: expected an RFTask, got {type(task).__name__}")
     for name, value, low in [("n", n, 1), ("d_w", d_w, 1), ("N", N, 1), ("reps", reps, 2),
                              ("n_test", n_test, 1), ("n_pairs", n_pairs, 1)]:
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
+        check_int(value, name, low)
     widths = np.asarray(widths)
     if widths.ndim != 1 or len(widths) == 0 or np.any(widths < min_draws(N)) \
             or not np.issubdtype(widths.dtype, np.integer):

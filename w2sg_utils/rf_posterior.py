@@ -44,6 +44,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from ._common import check_int
 from .checks import assert_within_se, mean_and_se
 from .misfit import cross_term
 from .posterior_mean import min_draws, split_half_posterior_mean
@@ -147,8 +148,7 @@ def posterior_w2s(task: RFTask, *, n: int, d_w: int, lam_w: float, N: int, d_s: 
         raise ValueError(f"task: expected an RFTask, got {type(task).__name__}")
     for name, value, low in [("n", n, 1), ("d_w", d_w, 1), ("N", N, 1), ("d_s", d_s, 1),
                              ("reps", reps, 2), ("n_test", n_test, 1)]:
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
+        check_int(value, name, low)
     if not isinstance(n_draws, int | np.integer) or n_draws < 2 * min_draws(N):
         raise ValueError(f"n_draws: need at least 2 * (N + 3) = {2 * min_draws(N)} teacher draws "
                          f"to condition on the student's N = {N} labels, got {n_draws!r}")
