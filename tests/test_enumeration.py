@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from w2sg_utils.divergences import get_divergence
-from w2sg_utils.enumeration import bregman_quantizer, enumerate_iid
+from w2sg_utils.enumeration import bregman_quantizer, enumerate_iid, exact_teachers
 from w2sg_utils.misfit import posterior_mean_teacher
 
 from .test_misfit import points
@@ -61,3 +61,49 @@ def test_bregman_quantizer_uses_the_input_law():
         d = [sum(wx[i] * (code[c, i, 0] - vals[j, i, 0]) ** 2 for i in range(2))
              for c in range(code.shape[0])]
         assert np.isclose(d[cells[j]], min(d), rtol=1e-12)
+
+
+def _law(teachers, weights):
+    """The law of a list of teachers: {rounded values: total probability}."""
+    out = {}
+    for f, w in zip(teachers, weights):
+        key = tuple(np.round(np.ravel(f), 10))
+        out[key] = out.get(key, 0.0) + w
+    return out
+
+
+@pytest.mark.parametrize("loss", ["squared", "kl"])
+def test_exact_teachers_against_a_plain_loop(loss):
+    """Every training set written out with itertools: a pair ``(x, y)`` has probability
+    ``p_x[x] / 2`` with ``y = ybar[x] -/+ sigma`` (squared) or ``p_x[x] ybar[x, c]`` with
+    class ``c`` (kl); the teacher at ``x`` is ``(sum of labels at x + pooled) / (count
+    + 1)`` (``histogram_teacher`` with ``alpha = 1``, its formula typed out here). The two
+    laws must agree (to rounding: each probability is a product of ``n_train`` factors)."""
+    p_x = np.array([0.5, 0.3, 0.2])
+    n, n_train, sigma = 3, 3, 0.7
+    if loss == "squared":
+        ybar = np.array([[0.4], [-1.0], [2.0]])
+        pairs = [((x, ybar[x, 0] + sigma * s), p_x[x] / 2) for x in range(n) for s in (-1, 1)]
+    else:
+        ybar = np.array([[0.2, 0.8], [0.5, 0.5], [0.9, 0.1]])
+        pairs = [((x, c), p_x[x] * ybar[x, c]) for x in range(n) for c in range(2)]
+    ref_f, ref_w = [], []
+    for train in itertools.product(pairs, repeat=n_train):
+        xs = [pair[0][0] for pair in train]
+        if loss == "squared":
+            labels = np.array([[pair[0][1]] for pair in train])
+            pooled = labels.mean(axis=0)
+        else:
+            labels = np.eye(2)[[pair[0][1] for pair in train]]
+            pooled = (labels.sum(axis=0) + 1.0) / (n_train + 2)
+        f = np.array([(sum(lab for x_j, lab in zip(xs, labels) if x_j == x) + pooled)
+                      / (xs.count(x) + 1) for x in range(n)])
+        ref_f.append(f)
+        ref_w.append(np.prod([pair[1] for pair in train]))
+    f_w, w = exact_teachers(loss, p_x, ybar, n_train, sigma)
+    assert f_w.shape == (len(pairs) ** n_train, n, ybar.shape[1])
+    assert np.isclose(w.sum(), 1.0, rtol=0, atol=1e-12)
+    got, ref = _law(f_w, w), _law(ref_f, ref_w)
+    assert got.keys() == ref.keys()
+    for key in ref:
+        assert np.isclose(got[key], ref[key], rtol=1e-12, atol=1e-15)

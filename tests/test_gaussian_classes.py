@@ -11,6 +11,7 @@ from scipy.special import log_softmax, softmax
 
 from w2sg_utils.divergences import get_divergence
 from w2sg_utils.gaussian_classes import (
+    check_entropy_corollary,
     entropy,
     make_gaussian_task,
     min_entropy,
@@ -183,3 +184,26 @@ def test_train_linear_against_a_plain_loop(K):
         W, b = np.vstack([np.zeros(d), W[0]]), np.array([0.0, b[0]])
     np.testing.assert_allclose(model.weight, W, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(model.bias, b, rtol=1e-9, atol=1e-12)
+
+
+def test_entropy_corollary_check_passes_the_truth_and_fails_wrong_terms():
+    """``check_entropy_corollary`` on exact terms. With the teacher its own posterior
+    mean (``logp_wbar = logp_w``) the cross term is ``eps``, so ``gain = RCE - H(f_s) +
+    eps`` holds per example and ``exact=True`` passes; with another ``fbar_w`` it must
+    fail, as it must when ``RCE`` or ``H_inf`` is off (each side from ``w2s_terms``)."""
+    rng = np.random.default_rng(12)
+    n, K = 40, 3
+    ly, ls, lw, lb = (_random_logp(rng, n, K) for _ in range(4))
+    y = rng.integers(0, K, n)
+    t = w2s_terms(y, ly, ls, lw, lw)
+    err = check_entropy_corollary(t, exact=True)
+    assert 0.0 <= err < 1e-12
+    other = w2s_terms(y, ly, ls, lw, lb)
+    check_entropy_corollary(other)  # the first two items hold for any fbar_w
+    assert np.abs(other["cross"] - other["eps"]).max() > 1e-3
+    with pytest.raises(AssertionError, match="gain = RCE - H"):
+        check_entropy_corollary(other, exact=True)
+    with pytest.raises(AssertionError, match="RCE = KL"):
+        check_entropy_corollary({**t, "rce": t["rce"] + 1e-3})
+    with pytest.raises(AssertionError, match="H_inf"):
+        check_entropy_corollary({**t, "min_entropy_w": t["rce"] + 1e-3})

@@ -343,3 +343,17 @@ def test_accuracy_counts_an_exact_tie_as_one_half(tmp_path):
         plain = np.mean([_plain_acc(st.load_artifact(f"{obj}{s}")["z_test"], labels[s])
                          for s in seeds])
         assert iv.estimate == pytest.approx(plain, abs=1e-12)
+
+
+@pytest.mark.parametrize("level", [0.8, 0.99])
+def test_level_is_honoured_one_seed_against_the_one_sample_t(level):
+    """At a level other than 95%, with one seed, the mean and the paired difference get
+    the one-sample ``t`` interval of the pair values (scipy's ``t.interval``, ``n - 1``
+    degrees of freedom) at that level."""
+    rng = np.random.default_rng(21)
+    a, b = rng.normal(0.2, 1.0, size=(2, 1, 30))
+    d = (a - b)[0]
+    ref = stats.t.interval(level, len(d) - 1, loc=d.mean(), scale=d.std(ddof=1) / np.sqrt(len(d)))
+    for iv in (I.difference_interval(a, b, level=level), I.mean_interval(a - b, level=level)):
+        assert iv.level == level and iv.df == len(d) - 1
+        assert (iv.lo, iv.hi) == pytest.approx(ref, rel=1e-12)
