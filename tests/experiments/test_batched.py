@@ -65,6 +65,24 @@ def test_heads_with_their_own_objective_l2_and_seed_equal_separate_heads():
                                    rtol=1e-4, atol=1e-5)
 
 
+
+def test_heads_with_their_own_l2_and_one_seed_equal_separate_heads():
+    """``l2`` one per head with one shared ``seed`` (documented: each is one value or
+    one per head): head ``k`` is penalised with its own ``l2_k``, as training it alone.
+    A bug fixed here: head 0's strength was applied to every head."""
+    rng = np.random.default_rng(3)
+    n, d = 40, 5
+    ea = rng.normal(size=(n, d)).astype(np.float32)
+    eb = rng.normal(size=(n, d)).astype(np.float32)
+    Y = rng.uniform(0.1, 0.9, (3, n))
+    l2s = [0.0, 0.5, 1e-2]
+    W = B.train_heads(ea, eb, Y, "bce", l2=l2s, epochs=3, seed=1)
+    for k, lam in enumerate(l2s):
+        head = train_head(PairHead(d, "linear"), ea, eb, Y[k], get_objective("bce"),
+                          l2=lam, epochs=3, lr=1e-2, batch_size=64, seed=1)
+        np.testing.assert_allclose((ea - eb) @ W[k], head_logits(head, ea, eb),
+                                   rtol=1e-4, atol=1e-5)
+
 def test_a_head_with_its_own_seed_is_the_same_alone_or_in_a_batch():
     """Bit for bit: a resumed sweep recomputes a run alone that the first pass trained
     among others (tests/experiments/test_faults.py compares the stores exactly)."""

@@ -103,6 +103,24 @@ def test_seed_tables_against_plain_formulas():
     assert tab["misfit_train"].shape == (2, n_w) and tab["misfit"].shape == (2, n_t)
 
 
+
+def test_interval_table_has_the_level_asked_for():
+    """One row per run setting, each term's two-level interval at the level asked for
+    (0.8 here, narrower than the default 0.95), as :func:`mean_interval` gives it."""
+    from w2sg_utils.intervals import mean_interval
+
+    rng = np.random.default_rng(5)
+    tables = {("bce", 0.0): {"misfit": rng.gamma(2.0, 0.1, (3, 30))},
+              ("reverse_bce", 1e-3): {"misfit": rng.gamma(2.0, 0.2, (3, 30))}}
+    got = ENS.interval_table(tables, ["misfit"], level=0.8)
+    assert list(zip(got["objective"], got["l2"])) == list(tables)
+    for (_, row), tab in zip(got.iterrows(), tables.values()):
+        ref = mean_interval(tab["misfit"], 0.8)
+        assert row["misfit_mean"] == pytest.approx(tab["misfit"].mean(), rel=1e-12)
+        assert (row["misfit_lo"], row["misfit_hi"]) == pytest.approx((ref.lo, ref.hi), rel=1e-12)
+        wide = mean_interval(tab["misfit"])
+        assert ref.hi - ref.lo < wide.hi - wide.lo
+
 TINY = {  # per preset: sizes and settings that run in seconds on CPU
     "hh-minilm-cpu": dict(sizes={"train_gt": 40, "train_w2s": 16, "test": 12},
                           teacher={"n_labels": 10}, strong={"epochs": 1}),

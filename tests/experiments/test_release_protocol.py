@@ -327,3 +327,17 @@ def test_release_objective_refuses_objectives_not_released():
             release_objective(name)
     with pytest.raises(ValueError, match="eps"):
         release_objective("reverse_bce", eps=1.5)
+
+
+@pytest.mark.parametrize("coef, warm", [(0.3, 0.1), (0.25, 0.5)])
+def test_released_logconf_name_sets_coefficient_and_warm_up(coef, warm):
+    """The released name ``logconf_c<aux_coef>_w<warmup_frac>`` (``train_w2s.py``) is
+    ``aux_conf_loss`` with that coefficient and warm-up: checked on both sides of the
+    warm-up, where a coefficient and warm-up read the wrong way round differ."""
+    z, y = _inputs(3)
+    obj = release_objective(f"logconf_c{coef}_w{warm}")
+    assert (obj.aux_coef, obj.warmup_frac) == (coef, warm)
+    for progress in (0.05, 0.3, 0.9):
+        theirs = _release_batch(rel_aux, z, y, 1, step_frac=progress, aux_coef=coef,
+                                warmup_frac=warm)
+        torch.testing.assert_close(obj(z, y, progress=progress), theirs, **TOL)

@@ -114,3 +114,51 @@ def test_labels_from_store_match_the_data(tmp_path):
     for s in (4, 5):
         np.testing.assert_array_equal(lab[s], load_hh_helpful({"test": 30}, seed=s)["test"].label)
     assert not np.array_equal(lab[4], lab[5])
+
+
+def test_exact_ties_count_one_half(tmp_path):
+    """A logit exactly 0 is a tie: one half correct, whatever the label (as
+    ``E.accuracy``); the table and the summary's mean say so, against a plain loop."""
+    st = RunStore(tmp_path)
+    z = np.array([0.0, 0.0, 2.0, -1.0, 0.0, 3.0])
+    y = np.array([1, 0, 1, 1, 1, 0])
+    st.save_artifact("t0", z_test=z)
+    df = pd.DataFrame([{"run_id": "t0", "stage": "student", "seed": 0, "objective": "bce"}])
+    tab, _, _ = RI.pair_table(st, df, {0: y})
+    np.testing.assert_array_equal(tab[0], [0.5, 0.5, 1.0, 0.0, 0.5, 0.0])
+    summ = RI.interval_summary(df, st, {0: y}, "objective", metrics=("acc",))
+    assert summ.loc[0, "acc_mean"] == pytest.approx(2.5 / 6)
+
+
+def test_summary_intervals_have_the_level_asked_for(store):
+    """``interval_summary(level=0.8)`` gives the two-level interval at level 0.8, not at
+    the default 0.95 (the same table's :func:`~w2sg_utils.intervals.mean_interval`)."""
+    st, df, labels = store
+    c_s = _plain(st, df, labels, "student", "bce")
+    rows = df[(df["stage"] == "student") & (df["objective"] == "bce")]
+    summ = RI.interval_summary(rows, st, labels, "objective", level=0.8)
+    ref = I.mean_interval(c_s, 0.8)
+    assert summ.loc[0, "acc_lo"] == pytest.approx(ref.lo, rel=1e-12)
+    assert summ.loc[0, "acc_hi"] == pytest.approx(ref.hi, rel=1e-12)
+    assert ref.hi - ref.lo < I.mean_interval(c_s).hi - I.mean_interval(c_s).lo
+
+
+def test_orderings_against_chance_and_the_bonferroni_level():
+    """Chapter 5's orderings: a run above chance is its correctness minus 1/2, a run
+    above another is the paired difference; each interval has level ``1 - 0.05 / 4``
+    (Bonferroni over the four orderings asserted), checked on hand-made tables."""
+    rng = np.random.default_rng(3)
+    tables = {k: rng.integers(0, 2, (3, 50)).astype(float)
+              for k in ("ceiling", "teacher", "bce", "reverse_bce")}
+    d = RI.ordering_differences(tables)
+    assert len(d) == 4 == len(RI.ORDERINGS)
+    np.testing.assert_array_equal(d["ceiling above chance"], tables["ceiling"] - 0.5)
+    np.testing.assert_array_equal(d["teacher above chance"], tables["teacher"] - 0.5)
+    np.testing.assert_array_equal(d["ceiling above teacher"],
+                                  tables["ceiling"] - tables["teacher"])
+    np.testing.assert_array_equal(d["reverse BCE above BCE (L2 = 0)"],
+                                  tables["reverse_bce"] - tables["bce"])
+    assert RI.ORDERING_LEVEL == pytest.approx(0.9875, abs=1e-15)
+    for name, iv in RI.check_orderings(tables).items():
+        ref = I.mean_interval(d[name], 0.9875)
+        assert (iv.lo, iv.hi) == pytest.approx((ref.lo, ref.hi), rel=1e-12), name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from w2sg_utils.experiments import training as T
 
@@ -50,3 +51,42 @@ def test_loop_defaults_and_checks():
             T.Loop(**bad)
     with pytest.raises(ValueError, match="loop: give a Loop or its fields"):
         T.train_reward_model(None, None, [], [], [], None, T.Loop(), lr=1e-3)
+
+
+class _BagReward(torch.nn.Module):
+    """The smallest reward model the loops accept: ``r(x) = sum_t w[x_t]`` over the
+    unmasked tokens, and ``pair_logits`` = ``r(a) - r(b)`` of rows ``[a..., b...]``."""
+
+    def __init__(self, vocab: int = 16):
+        super().__init__()
+        self.w = torch.nn.Embedding(vocab, 1)
+
+    def forward(self, ids, mask):
+        return (self.w(ids)[..., 0] * mask).sum(dim=1)
+
+    def pair_logits(self, ids, mask):
+        r = self(ids, mask)
+        return r[: len(r) // 2] - r[len(r) // 2:]
+
+
+@pytest.mark.parametrize("loop", ["train_reward_model", "train_reward_model_paper"])
+def test_loops_fix_the_released_threshold_from_every_training_label(loop):
+    """``Quan_CACE_k`` as released: before the first step both reward-model loops fit the
+    threshold on *all* the training labels, the ``k``-th decile of ``|y - 1/2|`` over
+    the ``n`` labels (``numpy.quantile`` written out here), not over one minibatch.
+    The loops hold the labels in float32, so the reference uses them rounded so."""
+    from types import SimpleNamespace
+
+    from w2sg_utils.losses import get_objective
+
+    rng = np.random.default_rng(4)
+    n, k = 12, 3
+    y = rng.uniform(0.0, 1.0, n)
+    ids = [rng.integers(1, 16, 3).tolist() for _ in range(2 * n)]
+    obj = get_objective(f"Quan_CACE_{k}")
+    getattr(T, loop)(_BagReward(), SimpleNamespace(pad_token_id=0), ["a"] * n, ["b"] * n,
+                     y, obj, lr=1e-2, batch_size=4, micro_batch_size=2, epochs=1,
+                     max_length=8, seed=0, max_steps=1, progress=False,
+                     pretokenized=(ids[:n], ids[n:]))
+    conf = np.abs(y.astype(np.float32).astype(np.float64) - 0.5)
+    assert obj.threshold == pytest.approx(np.quantile(conf, k / 10), rel=1e-12)

@@ -211,9 +211,10 @@ def train_heads(e_a, e_b, targets, objective, *, l2=0.0, epochs: int = 40,
                 h = torch.tensor(heads)
                 per = obj.per_example(z[h].reshape(-1), y[h].reshape(-1), progress=prog)
                 loss = loss + per.reshape(len(heads), -1).mean(dim=1).sum()
-            if not own_order and l2s[0] > 0:
-                loss = loss + l2s[0] * (W ** 2).sum()
-            elif own_order:
+            if not own_order and len(set(l2s)) == 1:  # one strength for every head
+                if l2s[0] > 0:
+                    loss = loss + l2s[0] * (W ** 2).sum()
+            else:  # each head its own strength
                 loss = loss + (pen * W ** 2).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
