@@ -123,3 +123,24 @@ def test_decomposition_validates_shapes():
         bias_variance_decomposition("squared", np.ones((3, 1)), np.ones((2, 1)), target_weights=[0.5, 0.6])
     with pytest.raises(ValueError, match="f_w"):
         gain_identity("kl", [[1.0, 0.0]], [[0.5, 0.5]], [[0.7, 0.7]])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kl_with_a_class_that_no_draw_puts_mass_on(weighted):
+    """KL allows zeros where the target is zero (``0 log 0 = 0``). With a third class of
+    probability 0 in every target and every prediction, ``E D(Y, V)`` is finite and equals
+    the (weighted) double loop, the same computation without the empty class, and
+    ``noise + bias + variance``."""
+    rng = np.random.default_rng(14)
+    Y2, V2 = targets_for("kl", rng, (6, 2)), rng.dirichlet(np.ones(2), size=5)
+    Y, V = (np.concatenate([a, np.zeros((len(a), 1))], axis=1) for a in (Y2, V2))
+    wy = rng.dirichlet(np.ones(6)) if weighted else np.full(6, 1 / 6)
+    wv = rng.dirichlet(np.ones(5)) if weighted else np.full(5, 1 / 5)
+    div = get_divergence("kl")
+    ref = sum(wy[i] * wv[j] * div(Y[i], V[j]) for i in range(6) for j in range(5))
+    got = expected_loss("kl", Y, V, wy if weighted else None, wv if weighted else None)
+    assert np.isfinite(got)
+    np.testing.assert_allclose(got, ref, rtol=1e-10)
+    np.testing.assert_allclose(got, expected_loss("kl", Y2, V2, wy, wv), rtol=1e-10)
+    bv = bias_variance_decomposition("kl", V, Y, wv, wy)
+    np.testing.assert_allclose(bv.expected_loss, bv.total, rtol=1e-10)

@@ -173,3 +173,16 @@ def test_unknown_divergence_lists_valid_names():
 def test_dual_mean_rejects_coordinate_axis():
     with pytest.raises(ValueError, match="axis"):
         get_divergence("squared").dual_mean(np.ones((3, 2)), axis=-1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unweighted_dual_mean_along_axis_one(name):
+    """Without weights, along ``axis=1`` (and ``-2``): ``grad^{-1}`` of the mean of the
+    gradients over that axis, the gradients written out from their formulas."""
+    rng = np.random.default_rng(9)
+    V = sample_points(name, rng, (2, 5, 3))
+    div = get_divergence(name)
+    g = np.array([[grad_ref(name, list(V[i, j])) for j in range(5)] for i in range(2)])
+    expected = np.array([div.grad_inv(t) for t in g.mean(axis=1)])
+    np.testing.assert_allclose(div.dual_mean(V, axis=1), expected, rtol=1e-10)
+    np.testing.assert_allclose(div.dual_mean(V, axis=-2), expected, rtol=1e-10)

@@ -207,3 +207,15 @@ def test_entropy_corollary_check_passes_the_truth_and_fails_wrong_terms():
         check_entropy_corollary({**t, "rce": t["rce"] + 1e-3})
     with pytest.raises(AssertionError, match="H_inf"):
         check_entropy_corollary({**t, "min_entropy_w": t["rce"] + 1e-3})
+
+
+def test_class_means_have_the_stated_scale():
+    """``mu_k ~ N(0, separation^2 / dim I)``, so ``|mu_k|^2`` has mean ``separation^2``
+    (``separation^2 chi^2_dim / dim``). The mean over 400 classes is within 5 of its
+    standard errors (estimated from the 400 values) of ``separation^2``."""
+    from w2sg_utils.checks import assert_within_se, mean_and_se
+
+    task = make_gaussian_task(n_classes=400, dim=50, weak_dim=3, separation=2.0,
+                              rng=np.random.default_rng(13))
+    mean, se = mean_and_se((task.means**2).sum(axis=1))
+    assert_within_se(mean, 4.0, se, what="mean |mu_k|^2")

@@ -64,3 +64,12 @@ def test_bad_parameters_fail_early(kwargs, name):
     args = {"n_labels": 10, "n_draws": 3, "seed": 0} | kwargs
     with pytest.raises(ValueError, match=name):
         TD.subset_draws(y, **args)
+
+
+def test_subset_draws_redraw_single_class_subsets():
+    """Two positives among 32 rows: a subset of 3 holds one class with probability
+    C(30, 3) / C(32, 3) = 0.82, so most first tries are redrawn; every returned subset
+    holds both classes."""
+    y = np.r_[np.zeros(30, int), np.ones(2, int)]
+    d = TD.subset_draws(y, 3, 50, seed=5)
+    assert all(set(y[r].tolist()) == {0, 1} for r in d)

@@ -92,12 +92,13 @@ def expected_loss(
 def _expected_loss(div, Y, V, wy, wv, gV) -> np.ndarray:
     """Unvalidated core of :func:`expected_loss`, given ``gV = grad phi(V)``."""
     ybar = _wmean(Y, wy)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # 0 * log 0 = 0 (a class no draw puts mass on)
         gv_dot_v = rowsum(np.where(V == 0, 0.0, gV * V))
+        gv_dot_y = rowsum(np.where(ybar == 0, 0.0, _wmean(gV, wv) * ybar))
     return (
         _wmean(div.raw_phi(Y), wy)
         - _wmean(div.raw_phi(V), wv)
-        - rowsum(_wmean(gV, wv) * ybar)
+        - gv_dot_y
         + _wmean(gv_dot_v, wv)
     )
 
