@@ -350,3 +350,20 @@ MUTANTS += [
            "    n = x.shape[axis]", "    n = x.shape[0]",
            tests=T_CH, why="n from the wrong axis"),
 ]
+
+# chapter-only: the chapter's own asserts are the intended check (no test named)
+MUTANTS += [
+    Mutant("theory-chapter-ch01-arithmetic-mean", _DEC,
+           "    vdual = div.raw_grad_inv(_wmean(gV, wv))", "    vdual = _wmean(V, wv)",
+           tests=(), chapter="ch01_bregman",
+           why="arithmetic mean: Chapter 1's decomposition asserts"),
+    Mutant("theory-chapter-ch02-eps-against-teacher", _M,
+           "            eps_draw=cross_term(div, ybar, f_s, fbar_w, x_weights),",
+           "            eps_draw=cross_term(div, ybar, f_s, f_w, x_weights),",
+           tests=(), chapter="ch02_misfit",
+           why="eps with f_w: Chapter 2's exact theorem asserts"),
+    Mutant("theory-chapter-ch04-misfit-forward", _G,
+           '"misfit": _kl(logp_s, logp_w)', '"misfit": _kl(logp_w, logp_s)',
+           tests=(), chapter="ch04_cross_entropy",
+           why="forward KL as the misfit: Chapter 4's test of gain = misfit + eps"),
+]
