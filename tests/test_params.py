@@ -62,3 +62,12 @@ def test_misuse_is_reported():
         check_parameters({}, missing=Int())
     with pytest.raises(ValueError, match="rules"):
         check_parameters({"a": 1}, "not a rule", a=Int())
+
+
+def test_power_of_two_accepts_every_power_and_nothing_else():
+    spec = Int(min=1, power_of_two=True)
+    for v in (1, 2, 4, 8, 64, 1024, 2**20):
+        assert check_parameters({"m": v}, m=spec) == {"m": v}
+    for v in (3, 5, 6, 7, 12, 24, 1023, 1025):
+        with pytest.raises(ValueError, match="m: must be a power of two"):
+            check_parameters({"m": v}, m=spec)

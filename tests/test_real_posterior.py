@@ -117,3 +117,58 @@ def test_split_half_error_agrees_with_the_gaussian_formula():
     assert 0.75 < ratio < 1.25
     small = RP.crossfit_posterior_mean(A[:30], B[:30], rank=10, n_folds=3)
     assert np.isnan(small.split_half).all()
+
+
+def test_total_variance_and_alternatives_against_plain_formulas():
+    """``total_var`` is the across-draw variance with ``M - 1``, averaged over targets;
+    each wrong right-hand side of C3 is ``misfit + eps'`` with ``eps'`` as documented."""
+    A, B, _ = gaussian_teacher(M=200, n_s=5)
+    post = RP.crossfit_posterior_mean(A, B, rank=3, n_folds=4)
+    M, n = B.shape
+    plain = np.mean(((B - B.mean(0)) ** 2).sum(0) / (M - 1))
+    assert post.total_var == pytest.approx(plain, rel=1e-12)
+    rng = np.random.default_rng(6)
+    K = 50
+    y = rng.integers(0, 2, n).astype(float)
+    z_s = B[:K] + rng.normal(size=(K, n))
+    T = RP.posterior_terms(y, B[:K], z_s, post.zbar[:K])
+    alts = RP.c3_alternatives(y, z_s, T, post)
+    r = y - 1 / (1 + np.exp(-z_s))
+    m = T["misfit"]
+    ref = {"eps = 0": m, "eps / 2": m + r * (z_s - post.zbar[:K]) / 2,
+           "-eps": m - r * (z_s - post.zbar[:K]),
+           "unconditional mean": m + r * (z_s - post.mean[:K]),
+           "another teacher": m + r * (z_s - post.zbar_other[:K])}
+    assert alts.keys() == ref.keys()
+    for name, value in ref.items():
+        np.testing.assert_allclose(alts[name], value, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_bootstrap_with_few_draws_uses_the_n_minus_1_variance():
+    """With K = 4 draws the ``n - 1`` and ``n`` standard errors differ by 15%: the
+    rejection rate must equal the plain one (``draw_z`` on each resample) exactly."""
+    rng = np.random.default_rng(11)
+    V = rng.normal(size=(4, 20)) + rng.normal(size=(4, 1)) + 0.8
+    z_crit, n_boot, seed = 2.0, 400, 3
+    gen = np.random.default_rng([seed, 0xB007])
+    counts = gen.multinomial(4, np.full(4, 1 / 4), size=n_boot)
+    plain = np.mean([abs(RP.draw_z(V[np.repeat(np.arange(4), c)])) > z_crit for c in counts])
+    assert 0.05 < plain < 0.95
+    assert RP.bootstrap_rejection(V, z_crit, n_boot, seed) == pytest.approx(plain)
+
+
+def test_identity_check_statistics_against_plain_formulas():
+    """``estimate``, ``se`` (over draws, ``n - 1``) and ``z`` of the null; ``passed`` is
+    two-sided: a shift of either sign fails."""
+    rng = np.random.default_rng(12)
+    lhs = rng.normal(size=(30, 40)) + rng.normal(size=(30, 1))
+    rhs = lhs + 0.1 * rng.normal(size=(30, 40))
+    chk = RP.identity_check(lhs, rhs, {"a": rhs + 1.0}, z_crit=3.0, n_boot=20)
+    rows = (lhs - rhs).mean(1)
+    se = np.sqrt(np.sum((rows - rows.mean()) ** 2) / 29 / 30)
+    assert chk.estimate == pytest.approx(rows.mean(), rel=1e-12)
+    assert chk.se == pytest.approx(se, rel=1e-12)
+    assert chk.z == pytest.approx(rows.mean() / se, rel=1e-12)
+    for shift in (0.5, -0.5):
+        moved = RP.identity_check(lhs, rhs + shift, {"a": rhs}, z_crit=3.0, n_boot=20)
+        assert abs(moved.z) > 3.0 and not moved.passed, shift

@@ -72,6 +72,25 @@ def test_ridgeless_rank_deficient_uses_pseudo_inverse():
         np.testing.assert_allclose(coef[i], np.linalg.pinv(X[i]) @ y[i], atol=TOL)
 
 
+@pytest.mark.parametrize("form", ["primal", "dual"])
+def test_ridgeless_singular_gram_is_the_pseudo_inverse(form):
+    """alpha = 0 with a singular Gram matrix whose Cholesky factorisation may not fail:
+    columns (primal) or rows (dual) that are random combinations of others. Rounding
+    leaves tiny pivots of either sign, so in some problems the factorisation "succeeds"
+    with a useless factor; the condition estimate must send every such problem to the
+    pseudo-inverse. The answer is the min-norm least-squares solution, to rounding."""
+    rng = np.random.default_rng(10)
+    base = rng.standard_normal((40, 30, 6))
+    X = np.concatenate([base, base @ rng.standard_normal((40, 6, 3))], axis=-1)  # rank 6
+    if form == "dual":
+        X = X.transpose(0, 2, 1)  # 9 rows of rank 6, 30 columns
+    y = rng.standard_normal(X.shape[:2])
+    coef = ridge_fit(X, y, 0.0, form=form)
+    for i in range(len(X)):
+        np.testing.assert_allclose(coef[i], np.linalg.pinv(X[i]) @ y[i], atol=TOL,
+                                   err_msg=f"problem {i}")
+
+
 def test_small_alpha_converges_to_min_norm():
     rng = np.random.default_rng(4)
     X, y = problems(rng, 2, 20, 50)
