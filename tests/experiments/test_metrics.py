@@ -61,6 +61,8 @@ def test_accuracy_ties_and_pgr():
     assert E.pgr(0.6, 0.5, 0.7) == pytest.approx(0.5)
     assert E.pgr(0.65, 0.5, 0.7) == pytest.approx((0.65 - 0.5) / (0.7 - 0.5))  # 0.75, asymmetric
     assert E.pgr(0.4, 0.5, 0.7) == pytest.approx(-0.5)  # below the teacher: negative
+    # a teacher away from chance: the gap is measured from the teacher, not from 1/2
+    assert E.pgr(0.66, 0.62, 0.7) == pytest.approx(0.04 / 0.08)
     assert np.isnan(E.pgr(0.6, 0.7, 0.7))
 
 
