@@ -71,3 +71,10 @@ def test_power_of_two_accepts_every_power_and_nothing_else():
     for v in (3, 5, 6, 7, 12, 24, 1023, 1025):
         with pytest.raises(ValueError, match="m: must be a power of two"):
             check_parameters({"m": v}, m=spec)
+
+
+def test_lists_of_exactly_min_len_items_are_accepted():
+    spec = IntList(min=1, increasing=True, min_len=4)
+    assert check_parameters({"ks": [1, 2, 4, 8]}, ks=spec) == {"ks": [1, 2, 4, 8]}
+    with pytest.raises(ValueError, match="ks: needs at least 4"):
+        check_parameters({"ks": [1, 2, 4]}, ks=spec)

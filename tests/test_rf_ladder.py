@@ -12,7 +12,13 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from w2sg_utils.rf_ladder import ALTERNATIVES, bootstrap_power, ladder_check, rejects
+from w2sg_utils.rf_ladder import (
+    ALTERNATIVES,
+    bootstrap_power,
+    ladder_check,
+    rejects,
+    with_alternative,
+)
 from w2sg_utils.rf_posterior import PosteriorW2S
 
 R = 12
@@ -35,14 +41,13 @@ def synthetic(seed, eps_mean=-0.05, eps_sd=0.05, c4_noise=0.02):
     p_eps = eps_mean + eps_sd * rng.standard_normal(R)
     p_risk_s, p_misfit = u(), u()
     p_risk_w = p_risk_s + p_misfit + p_eps + 0.01 * rng.standard_normal(R)
-    zero = np.zeros(R)
     return PosteriorW2S(
-        risk_w=u(), risk_s=u(), misfit=misfit, eps=zero, dist=dist, spread=spread,
+        risk_w=u(), risk_s=u(), misfit=misfit, eps=0.1 * u(), dist=dist, spread=spread,
         heldout=spread + 0.01 * rng.standard_normal(R), est_error=est, error_formula=est,
-        cond_var=u(), student_var=zero, pool_risk_w=p_risk_w, pool_risk_s=p_risk_s,
-        pool_misfit=p_misfit, pool_eps=p_eps, pool_eps_mean=zero, pool_eps_other=zero,
-        dist_mean=dist + 1.0, spread_mean=spread + 1.0, heldout_mean=spread,
-        dist_other=dist + 1.0, spread_other=spread, heldout_other=spread + 1.0)
+        cond_var=u(), student_var=u(), pool_risk_w=p_risk_w, pool_risk_s=p_risk_s,
+        pool_misfit=p_misfit, pool_eps=p_eps, pool_eps_mean=u(), pool_eps_other=u(),
+        dist_mean=u(), spread_mean=u(), heldout_mean=u(), dist_other=u(), spread_other=u(),
+        heldout_other=u())
 
 
 def plain_gaps(res):
@@ -97,3 +102,36 @@ def test_bootstrap_power_resamples_the_repetitions():
     ref = plain_power(lad, z, 60, 9)
     assert power == ref
     assert 0 < power["eps / 2"] < 1, power
+
+
+def test_alternatives_change_the_documented_fields():
+    """Each wrong implementation replaces exactly the fields it names: eps and pool_eps
+    scaled, or L_1 replaced by the unconditional mean (``*_mean``) or by L_1 at another
+    teacher's labels (``*_other``) in pool_eps, dist, spread and heldout."""
+    res = synthetic(5)
+    names = [f.name for f in fields(res)]
+    for alt, c in (("eps = 0", 0.0), ("eps / 2", 0.5), ("-eps", -1.0)):
+        wrong = with_alternative(res, alt)
+        expected = {"eps": c * res.eps, "pool_eps": c * res.pool_eps}
+        for k in names:
+            np.testing.assert_array_equal(getattr(wrong, k), expected.get(k, getattr(res, k)),
+                                          err_msg=f"{alt}: {k}")
+    for alt, tag in (("unconditional mean", "mean"), ("other teacher's labels", "other")):
+        wrong = with_alternative(res, alt)
+        changed = ("pool_eps", "dist", "spread", "heldout")
+        for k in names:
+            ref = getattr(res, f"{k}_{tag}") if k in changed else getattr(res, k)
+            np.testing.assert_array_equal(getattr(wrong, k), ref, err_msg=f"{alt}: {k}")
+    assert with_alternative(res, None) is res
+
+
+def test_bootstrap_reports_the_truths_acceptance_rate():
+    """``None`` in the alternatives: its entry is the rate at which the truth is
+    *accepted*; at a critical value no gap reaches it is 1 (and every alternative's
+    rejection rate 0), at a critical value every gap exceeds it is 0 (and 1)."""
+    lad = {1: synthetic(6), 2: synthetic(7)}
+    alts = (None, "eps = 0")
+    assert bootstrap_power(lad, 1e9, alts, n_boot=20) == {"truth (accepted)": 1.0,
+                                                          "eps = 0": 0.0}
+    assert bootstrap_power(lad, 1e-9, alts, n_boot=20) == {"truth (accepted)": 0.0,
+                                                           "eps = 0": 1.0}
