@@ -139,3 +139,9 @@ def test_student_features_are_the_teachers_pairs():
         np.testing.assert_array_equal(s[key], x_s)
         np.testing.assert_array_equal(y[key], lab)
         assert t[key].shape == (n, 384)
+    # the teachers' pool is train_gt, apart from the student's inputs: no pair is shared
+    x_pool, lab_pool = pair_features(R.TEACHER_ENCODER, "train_gt", 20, p["seed"])
+    np.testing.assert_array_equal(t["pool"], x_pool)
+    np.testing.assert_array_equal(y["pool"], lab_pool)
+    shared = (np.abs(t["pool"][:, None] - t["inputs"][None]).max(-1) == 0)
+    assert not shared.any()

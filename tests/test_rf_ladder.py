@@ -12,14 +12,17 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
+from w2sg_utils.random_features import RFTask
 from w2sg_utils.rf_ladder import (
     ALTERNATIVES,
+    LADDER_DEFAULTS,
     bootstrap_power,
     ladder_check,
     rejects,
+    run_ladder,
     with_alternative,
 )
-from w2sg_utils.rf_posterior import PosteriorW2S
+from w2sg_utils.rf_posterior import PosteriorW2S, posterior_w2s
 
 R = 12
 
@@ -135,3 +138,23 @@ def test_bootstrap_reports_the_truths_acceptance_rate():
                                                           "eps = 0": 0.0}
     assert bootstrap_power(lad, 1e-9, alts, n_boot=20) == {"truth (accepted)": 0.0,
                                                            "eps = 0": 1.0}
+
+
+def test_run_ladder_measures_each_size_with_per_sample_ridges():
+    """Step ``s`` is the posterior pipeline at ``d = d0 s``, ``n = n_per_d d``,
+    ``d_w = dw_per_n n``, ``N = N_per_n n``, ``d_s = ds_per_N N`` and
+    ``ceil(draws_per_label N)`` draws, both ridges ``lam_ladder`` per sample (the
+    pipeline multiplies them by its own sample sizes), at small sizes."""
+    p = dict(LADDER_DEFAULTS, ladder=[1, 2], d0=2, reps_ladder=2, n_test_ladder=10,
+             lam_ladder=0.05)
+    lad = run_ladder(p, seed=4)
+    for s in (1, 2):
+        d = 2 * s
+        n = round(3.0 * d)
+        N = round(2.0 * n)
+        ref = posterior_w2s(RFTask(d=d, noise_sd=0.5), n=n, d_w=round(0.5 * n), N=N,
+                            d_s=round(2.0 * N), lam_w=0.05, lam_s=0.05, reps=2,
+                            n_draws=int(np.ceil(6.0 * N)), n_test=10, seed=4)
+        for f in fields(ref):
+            np.testing.assert_array_equal(getattr(lad[s], f.name), getattr(ref, f.name),
+                                          err_msg=f"s = {s}: {f.name}")
