@@ -39,6 +39,18 @@ def run(request):
     return R.run_experiment({"seed": request.param})
 
 
+def test_defaults_are_the_preregistered_parameters():
+    """The development runs that fixed the rank and the asserted alternatives ran at the
+    chapter's parameters: every one they record (the level, the bootstrap size and the
+    objectives included, which the chapter's parameters cell does not set) is the
+    package default."""
+    pre = R.preregistration()["params"]
+    assert set(pre) <= set(R.DEFAULTS)
+    for key, value in pre.items():
+        default = R.DEFAULTS[key]
+        assert (list(default) if isinstance(default, tuple) else default) == value, key
+
+
 def test_the_asserted_alternatives_were_fixed_on_development_seeds():
     pre = R.preregistration()
     # the rank: the smallest with 99.9% of the variance on every development seed
