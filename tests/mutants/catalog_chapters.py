@@ -9,9 +9,10 @@ the cross term eps, the posterior mean, the Bayes posterior, the ensemble terms)
 the chapter rather than silently changing its numbers. Many of these edits are also in
 ``catalog_theory.py``, where the tests must catch them.
 
-    python -m tests.mutants.run --only chap-ch01
+    python -m tests.mutants.run --only chap-
 
 Chapter 1 (ch01_bregman): 14 of 14 mutants caught.
+Chapter 2 (ch02_misfit): 14 of 14 mutants caught.
 """
 
 from tests.mutants.run import Mutant
@@ -20,10 +21,8 @@ _D = "w2sg_utils/divergences.py"
 _DEC = "w2sg_utils/decompositions.py"
 _M = "w2sg_utils/misfit.py"
 _EN = "w2sg_utils/enumeration.py"
-_EG = "w2sg_utils/entropy_gain.py"
-_G = "w2sg_utils/gaussian_classes.py"
 
-CH1, CH2, CH4 = "ch01_bregman", "ch02_misfit", "ch04_cross_entropy"
+CH1, CH2 = "ch01_bregman", "ch02_misfit"
 
 MUTANTS = [
     # ---- Chapter 1: the divergences, the dual mean, bias-variance, gain identity (C1, C2)
@@ -79,4 +78,61 @@ MUTANTS = [
            "    x, w = hermegauss(n_nodes)",
            "    x, w = np.polynomial.hermite.hermgauss(n_nodes)",
            tests=(), chapter=CH1, why="nodes for exp(-x^2): variance 1/2"),
+]
+
+MUTANTS += [
+    # ---- Chapter 2: risk, misfit, eps, the posterior mean, eps = eps0 + C (C3, C4, C5)
+    Mutant("chap-ch02-risk-swap", _M,
+           "    return div.raw_divergence(y, f) @ w", "    return div.raw_divergence(f, y) @ w",
+           tests=(), chapter=CH2, why="prediction first in the risk"),
+    Mutant("chap-ch02-misfit-teacher-first", _M,
+           "    return div.raw_divergence(f_s, f_w) @ w", "    return div.raw_divergence(f_w, f_s) @ w",
+           tests=(), chapter=CH2, why="teacher first in the misfit"),
+    Mutant("chap-ch02-cross-unweighted", _M,
+           "div.raw_grad(f_ref)), axis=-1) @ w", "div.raw_grad(f_ref)), axis=-1).mean(-1)",
+           tests=(), chapter=CH2, why="inputs averaged without P_X"),
+    Mutant("chap-ch02-group-count-not-mass", _M,
+           "    mass = np.bincount(inv, weights=w, minlength=n_groups)",
+           "    mass = np.bincount(inv, minlength=n_groups).astype(float)",
+           tests=(), chapter=CH2, why="group size instead of group probability"),
+    Mutant("chap-ch02-eps-against-teacher", _M,
+           "            eps_draw=cross_term(div, ybar, f_s, fbar_w, x_weights),",
+           "            eps_draw=cross_term(div, ybar, f_s, f_w, x_weights),",
+           tests=(), chapter=CH2, why="eps with f_w instead of fbar_w"),
+    Mutant("chap-ch02-to-posterior-swap", _M,
+           "            misfit_to_posterior=misfit(div, f_s, fbar_w, x_weights),",
+           "            misfit_to_posterior=misfit(div, fbar_w, f_s, x_weights),",
+           tests=(), chapter=CH2, why="swapped arguments of M(f_s, fbar_w)"),
+    Mutant("chap-ch02-spread-swap", _M,
+           "            teacher_spread=misfit(div, fbar_w, f_w, x_weights),",
+           "            teacher_spread=misfit(div, f_w, fbar_w, x_weights),",
+           tests=(), chapter=CH2, why="swapped arguments of M(fbar_w, f_w)"),
+    Mutant("chap-ch02-covariance-no-bessel", _M,
+           "* (1.0 if exact else m / (m - 1))", "* 1.0",
+           tests=(), chapter=CH2, why="sample covariance without m/(m-1)"),
+    Mutant("chap-ch02-eps-split-unweighted-centre", _M,
+           "              else div.dual_mean(f_w, weights=w))",
+           "              else div.dual_mean(f_w))",
+           tests=(), chapter=CH2, why="unweighted dual mean of all teachers"),
+    Mutant("chap-ch02-projection-unweighted", _M,
+           "    gram = phi.T @ (w[:, None] * phi)\n"
+           "    coef = np.linalg.solve(gram, np.einsum(\"np,...nk->...pk\", w[:, None] * phi, f))",
+           "    gram = phi.T @ phi\n"
+           "    coef = np.linalg.solve(gram, np.einsum(\"np,...nk->...pk\", phi, f))",
+           tests=(), chapter=CH2, why="projection ignores P_X"),
+    Mutant("chap-ch02-ensembles-arithmetic", _M,
+           '    return div.dual_mean(grouped, axis=1, name="members")',
+           "    return grouped.mean(axis=1)",
+           tests=(), chapter=CH2, why="arithmetic instead of dual mean of the members"),
+    Mutant("chap-ch02-label-noise-sign", _EN,
+           "x_idx, sign = sets // 2, 2 * (sets % 2) - 1", "x_idx, sign = sets // 2, sets % 2",
+           tests=(), chapter=CH2, why="label noise 0/1 instead of -1/+1"),
+    Mutant("chap-ch02-quantizer-unweighted", _EN,
+           "    ws = w[support] / w[support].sum()",
+           "    ws = np.full(support.size, 1.0 / support.size)",
+           tests=(), chapter=CH2, why="unweighted cell means"),
+    Mutant("chap-ch02-dual-mean-unweighted", _D,
+           "            mean_g = np.tensordot(w, np.moveaxis(g, ax, 0), axes=(0, 0))",
+           "            mean_g = g.mean(axis=ax)",
+           tests=(), chapter=CH2, why="weights ignored in the dual mean"),
 ]
