@@ -13,6 +13,7 @@ the chapter rather than silently changing its numbers. Many of these edits are a
 
 Chapter 1 (ch01_bregman): 14 of 14 mutants caught.
 Chapter 2 (ch02_misfit): 14 of 14 mutants caught.
+Chapter 4 (ch04_cross_entropy): 16 of 16 mutants caught.
 """
 
 from tests.mutants.run import Mutant
@@ -21,8 +22,10 @@ _D = "w2sg_utils/divergences.py"
 _DEC = "w2sg_utils/decompositions.py"
 _M = "w2sg_utils/misfit.py"
 _EN = "w2sg_utils/enumeration.py"
+_EG = "w2sg_utils/entropy_gain.py"
+_G = "w2sg_utils/gaussian_classes.py"
 
-CH1, CH2 = "ch01_bregman", "ch02_misfit"
+CH1, CH2, CH4 = "ch01_bregman", "ch02_misfit", "ch04_cross_entropy"
 
 MUTANTS = [
     # ---- Chapter 1: the divergences, the dual mean, bias-variance, gain identity (C1, C2)
@@ -135,4 +138,63 @@ MUTANTS += [
            "            mean_g = np.tensordot(w, np.moveaxis(g, ax, 0), axes=(0, 0))",
            "            mean_g = g.mean(axis=ax)",
            tests=(), chapter=CH2, why="weights ignored in the dual mean"),
+]
+
+MUTANTS += [
+    # ---- Chapter 4: the Gaussian-class task, w2s_terms and the tests (C3, C7) ---------
+    Mutant("chap-ch04-posterior-half", _G,
+           "- 0.5 * np.sum(self.means**2, axis=1)", "- np.sum(self.means**2, axis=1)",
+           tests=(), chapter=CH4, why="a dropped 1/2 in the Bayes logits"),
+    Mutant("chap-ch04-eps-against-teacher", _G,
+           '"eps": np.sum(d * (logp_s - logp_wbar), axis=-1)',
+           '"eps": np.sum(d * (logp_s - logp_w), axis=-1)',
+           tests=(), chapter=CH4, why="eps against f_w instead of fbar_w"),
+    Mutant("chap-ch04-eps-sign", _G,
+           '"eps": np.sum(d * (logp_s - logp_wbar), axis=-1)',
+           '"eps": np.sum(d * (logp_wbar - logp_s), axis=-1)',
+           tests=(), chapter=CH4, why="a sign flip of eps"),
+    Mutant("chap-ch04-eps-student-weights", _G,
+           "    d = ybar - p_s\n", "    d = ybar - np.exp(logp_wbar)\n",
+           tests=(), chapter=CH4, why="fbar_w instead of f_s in ybar - f_s"),
+    Mutant("chap-ch04-risk-s-swap", _G,
+           '"risk_s": _kl(log_ybar, logp_s)', '"risk_s": _kl(logp_s, log_ybar)',
+           tests=(), chapter=CH4, why="swapped arguments of the student's risk"),
+    Mutant("chap-ch04-misfit-forward", _G,
+           '"misfit": _kl(logp_s, logp_w)', '"misfit": _kl(logp_w, logp_s)',
+           tests=(), chapter=CH4, why="forward KL as the misfit"),
+    Mutant("chap-ch04-rce-against-wbar", _G,
+           '"rce": -np.sum(p_s * logp_w, axis=-1)', '"rce": -np.sum(p_s * logp_wbar, axis=-1)',
+           tests=(), chapter=CH4, why="RCE against fbar_w instead of f_w"),
+    Mutant("chap-ch04-entropy-sign", _G,
+           "        return -np.sum(np.where(p > 0, p * logp, 0.0), axis=-1)",
+           "        return np.sum(np.where(p > 0, p * logp, 0.0), axis=-1)",
+           tests=(), chapter=CH4, why="a sign flip of H"),
+    Mutant("chap-ch04-min-entropy-min", _G,
+           "    return -np.max(np.asarray(logp, dtype=np.float64), axis=-1)",
+           "    return -np.min(np.asarray(logp, dtype=np.float64), axis=-1)",
+           tests=(), chapter=CH4, why="min instead of max in H_inf"),
+    Mutant("chap-ch04-dist-pm-swap", _G,
+           '"dist_pm": _kl(logp_s, logp_wbar)', '"dist_pm": _kl(logp_wbar, logp_s)',
+           tests=(), chapter=CH4, why="swapped arguments of KL(f_s || fbar_w)"),
+    Mutant("chap-ch04-variance-w-swap", _G,
+           '"variance_w": _kl(logp_wbar, logp_w)', '"variance_w": _kl(logp_w, logp_wbar)',
+           tests=(), chapter=CH4, why="swapped arguments of the teacher's variance"),
+    Mutant("chap-ch04-corollary-entropy-sign", _G,
+           'gain - rce + terms["entropy_s"] - terms["eps"]',
+           'gain - rce - terms["entropy_s"] - terms["eps"]',
+           tests=(), chapter=CH4, why="a sign flip on H(f_s) in the exact corollary"),
+    Mutant("chap-ch04-z-sd-not-se", _EG,
+           "    se = np.sqrt(np.sum(d.var(axis=-1, ddof=1), axis=1) / n) / R",
+           "    se = np.sqrt(np.sum(d.var(axis=-1, ddof=1), axis=1)) / R",
+           tests=(), chapter=CH4, why="sd instead of se in the z-scores"),
+    Mutant("chap-ch04-bonferroni-one-sided", _EG,
+           "norm.isf(alpha / (2 * n_comparisons))", "norm.isf(alpha / n_comparisons)",
+           tests=(), chapter=CH4, why="a one-sided critical value"),
+    Mutant("chap-ch04-residual-eps-sign", _EG,
+           '- t[key] - factor * t["eps"]', '- t[key] + factor * t["eps"]',
+           tests=(), chapter=CH4, why="a sign flip on eps in the residual"),
+    Mutant("chap-ch04-temperature-measured-sign", _EG,
+           '        measured = t1["risk_s"] - t["risk_s"]',
+           '        measured = t["risk_s"] - t1["risk_s"]',
+           tests=(), chapter=CH4, why="a sign flip of the measured change"),
 ]
