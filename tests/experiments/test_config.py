@@ -23,6 +23,9 @@ pytestmark = pytest.mark.usefixtures("isolated_w2sg_cache")
     ({"teacher": {"n_labels": 0}}, "teacher.n_labels"),
     ({"l2_grid": [-0.1]}, "l2_grid"),
     ({"bogus": 1}, "bogus: unknown configuration key"),
+    ({"strong": {"bogus": 1}}, "strong.bogus: unknown configuration key"),
+    ({"seeds": [0, True]}, "seeds"),  # a bool is not a seed
+    ({"sizes": {"test": 1}}, "sizes.test: need at least 2"),
 ])
 def test_every_preset_validates_arguments(preset, override, match, monkeypatch):
     if E.PRESETS[preset].requires_cuda:

@@ -27,3 +27,20 @@ def test_teacher_draws_always_hold_both_classes():
                      else rng.choice(20, size=4, replace=True))
             if len(set(labels[plain])) == 2:
                 np.testing.assert_array_equal(idx, plain)
+
+
+def test_embeddings_are_kept_apart_per_encoder():
+    """A truncated encoder (a weak teacher's) never gets the strong encoder's vectors."""
+    from w2sg_utils.experiments.context import EncoderSpec
+
+    cfg = E.make_config(sizes={"train_gt": 4, "train_w2s": 2, "test": 2}, seeds=[0],
+                        objectives=["bce"], teacher={"n_labels": 2}, l2_grid=[],
+                        ensemble_size=0)
+    ctx = E.SeedContext(cfg, 0)
+    full = EncoderSpec(max_length=32)
+    weak = EncoderSpec(max_length=32, num_layers=1)
+    a_full, b_full = ctx.embeddings("test", full)
+    a_weak, _ = ctx.embeddings("test", weak)
+    assert a_full.shape == a_weak.shape == (2, a_full.shape[1])
+    assert np.abs(a_full - a_weak).max() > 1e-2  # other encoders, other vectors
+    np.testing.assert_array_equal(ctx.embeddings("test", full)[1], b_full)  # cached

@@ -57,6 +57,8 @@ def test_missing_or_corrupted_rows_are_refused_or_recomputed(small, tmp_path):
 
     root = tmp_path / "copy"
     shutil.copytree(small, root)
+    # 8 rows in two chunks, whether or not the resume test ran first (a no-op if it did)
+    A.embed_split(MINI, "test", 8, max_length=32, root=root, chunk_rows=4, progress=False)
     with pytest.raises(A.ArtifactError, match="rows missing or stale"):
         A.load_rows(MINI, "test", 12, 32, root)
     f = A.artifact_dir(MINI, 32, root) / "test-00004.npz"

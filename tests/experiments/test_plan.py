@@ -94,3 +94,13 @@ def test_committed_sweeps_keep_their_run_ids(store, monkeypatch):
     assert len(rows) > 0
     got = [E.run_id(cfg, json.loads(r.spec), r.data_hash) for r in rows.itertuples()]
     assert got == list(rows["run_id"])
+
+
+def test_spec_seed_differs_between_runs_of_one_seed():
+    """Distinct runs draw distinct streams: the seed hashes the whole spec."""
+    from w2sg_utils.experiments.plan import spec_seed
+
+    specs = E.plan_runs(E.make_config(**SMALL))
+    seeds = [spec_seed(s) for s in specs]
+    assert len(set(seeds)) == len(specs)
+    assert spec_seed(dict(specs[0])) == seeds[0] and 0 <= min(seeds) and max(seeds) < 2 ** 31

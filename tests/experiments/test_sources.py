@@ -162,3 +162,15 @@ def test_hub_dataset_offline_fails_at_once_in_one_line(monkeypatch):
     assert "\n" not in msg and "Anthropic/hh-rlhf:harmless-base" in msg and "offline" in msg
     with pytest.raises(ValueError, match="mutually exclusive"):
         S.open_source(data_dir="x", dataset="y")
+
+
+def test_each_split_comes_from_its_own_file_and_sizes_are_checked(tmp_path):
+    src = S.FolderSource(write_folder(tmp_path / "own", "jsonl", n=40))
+    data = D.load_hh_helpful(SIZES, seed=0, data_dir=src)
+    for split in D.SPLITS:
+        chosen = [a if y == 1 else b for a, b, y in
+                  zip(data[split].text_a, data[split].text_b, data[split].label)]
+        assert chosen == [r["chosen"] for r in own_rows(40, tag=split)[:SIZES[split]]]
+    for n in (41, 42):  # more pairs than the folder holds: refused, never cut short
+        with pytest.raises(ValueError, match=rf"sizes\['test'\]: {n} exceeds the 40 rows"):
+            D.load_hh_helpful({**SIZES, "test": n}, seed=0, data_dir=src)
