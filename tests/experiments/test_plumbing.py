@@ -71,10 +71,14 @@ def test_rewritten_artifact_with_its_old_checksum_is_refused(tmp_path):
 
 
 _WRITER = textwrap.dedent("""
-    import sys
+    import sys, time
+    from pathlib import Path
     from w2sg_utils.experiments.store import RunStore
     root, tag, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
     st = RunStore(root)
+    (Path(root) / f"ready-{tag}").touch()  # start together: the writes overlap
+    while len(list(Path(root).glob("ready-*"))) < 3:
+        time.sleep(0.01)
     for i in range(k):
         st.append({"run_id": f"{tag}{i:03d}", "acc": i / k})
 """)
@@ -85,6 +89,7 @@ def test_concurrent_writers_keep_every_run_in_order(tmp_path):
     script.write_text(_WRITER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), *sys.path])}
     root = tmp_path / "store"
+    root.mkdir()
     procs = [subprocess.Popen([sys.executable, str(script), str(root), tag, "25"], env=env)
              for tag in "abc"]
     assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
