@@ -6,7 +6,8 @@ weights and the command line.
 The promise they probe: bad input gets a clear error naming the parameter before work
 starts; long runs write atomically and resume; a cached artifact is validated (checksum,
 config hash) and never silently reused when stale. Each names the smallest set of tests
-that must catch it; ``python -m tests.mutants.run --only plumb-`` runs them.
+that must catch it; ``python -m tests.mutants.run --only plumb-`` runs them (63 mutants,
+about 12 minutes on two shared cores).
 """
 
 from tests.mutants.run import Mutant
