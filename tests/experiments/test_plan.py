@@ -36,6 +36,19 @@ def test_run_id_depends_on_spec_context_and_data():
     assert rid == E.run_id(wider, spec, "d1")
 
 
+def test_run_id_depends_on_the_protocol():
+    """A run under the released objectives (protocol "release": reverse BCE with eps 0,
+    for one) is never reused for our protocol, nor the other way round."""
+    cfg = E.make_config(**SMALL)
+    assert cfg.protocol is None
+    spec = {"stage": "student", "seed": 0, "objective": "reverse_bce", "l2": 0.0,
+            "labels": "teacher0"}
+    released = E.make_config(**{**SMALL, "protocol": "release"})
+    assert E.run_id(released, spec, "d1") != E.run_id(cfg, spec, "d1")
+    assert E.run_id(released, spec, "d1") == E.run_id(
+        E.make_config(**{**SMALL, "protocol": "release"}), dict(spec), "d1")
+
+
 def test_plan_is_ordered_and_unique():
     cfg = E.make_config(**{**SMALL, "seeds": [0, 1]})
     plan = E.plan_runs(cfg)

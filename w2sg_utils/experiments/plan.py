@@ -38,6 +38,9 @@ def _context(cfg) -> dict:
     d = cfg.to_dict()
     keys = ("preset", "backend", "sizes", "teacher", "strong", "device")
     keys += ("ceiling",) if cfg.ceiling is not None else ()
+    # the released objectives differ from ours (e.g. reverse BCE's eps): a run under
+    # one protocol is never another's; None, every committed store's, keeps its ids
+    keys += ("protocol",) if cfg.protocol is not None else ()
     return {k: d[k] for k in keys} | {"code": CODE_VERSION}
 
 
