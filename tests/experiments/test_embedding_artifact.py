@@ -97,6 +97,8 @@ def test_stale_settings_are_refused(small, tmp_path):
 
 
 def test_pair_embeddings_undo_the_seeded_swap(small):
+    # 8 rows, whether or not the resume test ran first (a no-op if it did)
+    A.embed_split(MINI, "test", 8, max_length=32, root=small, chunk_rows=4, progress=False)
     ch, rj = A.load_rows(MINI, "test", 8, 32, small)
     for seed in (0, 5):
         ds = load_hh_helpful({"test": 8}, seed=seed)["test"]
